@@ -1,0 +1,137 @@
+"""Command line of the indexer: `python -m indexer build|versions|activate|migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
+
+from indexer import versions
+from indexer.build import BuildContext, BuildReport, BuildRequest, build_version
+from indexer.catalog import ColumnMap
+from indexer.embedding import load_embedder
+from indexer.database import create_database_engine, migrate, session_factory
+from indexer.errors import CatalogSearchError, InvalidCatalogError
+from indexer.logs import configure_logging
+from indexer.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one indexer command; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
+        engine = create_database_engine(settings.database_url)
+        migrate(engine)
+        return int(args.command(args, settings, session_factory(engine)))
+    except InvalidCatalogError as error:
+        print(f"error: {error}", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        print("Fix these rows, or pass --skip-invalid to build without them.", file=sys.stderr)
+    except CatalogSearchError as error:
+        print(f"error: {error}", file=sys.stderr)
+    except OperationalError as error:
+        print(f"error: database failed: {error.orig}", file=sys.stderr)
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m indexer",
+        description="Build, list and activate catalog index versions. Settings come from "
+                    "CATALOG_SEARCH_* environment variables (see the README).",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="embed a catalog into a new index version")
+    build.add_argument("--catalog", type=Path, required=True,
+                       help="catalog file: .csv with a header row, or .jsonl/.ndjson")
+    build.add_argument("--columns", type=ColumnMap.parse, default=ColumnMap(),
+                       help="map product fields to catalog columns, "
+                            "e.g. id=product_uid,title=product_title")
+    build.add_argument("--format", choices=("csv", "jsonl"),
+                       help="catalog format when the file extension does not tell")
+    build.add_argument("--skip-invalid", action="store_true",
+                       help="build without invalid rows and record how many were skipped "
+                            "(default: fail and publish nothing)")
+    build.add_argument("--activate", action="store_true",
+                       help="make the new version the active one when the build succeeds")
+    build.add_argument("--skip-if-active", action="store_true",
+                       help="do nothing when a version is already active")
+    build.set_defaults(command=_build)
+
+    listing = commands.add_parser("versions", help="list index versions, newest first")
+    listing.set_defaults(command=_versions)
+
+    activate = commands.add_parser("activate", help="make a ready version the active one")
+    activate.add_argument("version", type=int, help="version number, as `versions` lists it")
+    activate.set_defaults(command=_activate)
+
+    upgrade = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    upgrade.set_defaults(command=lambda args, settings, sessions: 0)
+    return parser
+
+
+def _build(args: argparse.Namespace, settings: Settings, sessions) -> int:  # type: ignore[no-untyped-def]
+    if args.skip_if_active:
+        with sessions() as session:
+            active = versions.get_active(session)
+        if active is not None:
+            print(f"Version {active.version.id} is active; nothing built (--skip-if-active).")
+            return 0
+
+    request = BuildRequest(
+        catalog=args.catalog, columns=args.columns, format=args.format,
+        skip_invalid=args.skip_invalid, activate=args.activate, progress=sys.stderr.isatty(),
+    )
+    context = BuildContext(sessions, functools.cache(lambda: load_embedder(settings)),
+                           settings.index_dir, settings.text_template)
+    _print_report(build_version(request, context), args.catalog)
+    return 0
+
+
+def _print_report(report: BuildReport, catalog: Path) -> None:
+    timings = ", ".join(f"{name.removesuffix('_seconds')} {value:.1f}"
+                        for name, value in report.timings.items())
+    print(f"Built index version {report.version} from {catalog}")
+    print(f"  products:  {report.product_count} ({len(report.skipped)} invalid rows skipped, "
+          f"{report.truncated_count} texts truncated to the model's length)")
+    encode_rate = report.product_count / max(report.timings["encode_seconds"], 1e-9)
+    print(f"  time:      {report.seconds:.1f} s ({timings}); encoded {encode_rate:.0f} products/s")
+    print(f"  folder:    {report.path}")
+    print(f"  active:    {'yes' if report.activated else 'no; run: python -m indexer activate ' + str(report.version)}")
+    for problem in report.skipped:
+        print(f"  skipped {problem}")
+
+
+def _versions(args: argparse.Namespace, settings: Settings, sessions) -> int:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        records = versions.list_versions(session)
+        active = versions.get_active(session)
+    if not records:
+        print("No index versions yet; run: python -m indexer build --catalog PATH --activate")
+        return 0
+    active_id = active.version.id if active else None
+    print(f"{'version':>7}  {'status':<8}  {'products':>8}  {'built (UTC)':<19}  {'seconds':>7}  catalog")
+    for record in records:
+        built = record.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        products = "-" if record.product_count is None else str(record.product_count)
+        seconds = "-" if record.build_seconds is None else f"{record.build_seconds:.1f}"
+        print(f"{record.id:>7}  {versions.shown_status(record, active_id):<8}  {products:>8}  "
+              f"{built:<19}  {seconds:>7}  {record.source_path}")
+    return 0
+
+
+def _activate(args: argparse.Namespace, settings: Settings, sessions) -> int:  # type: ignore[no-untyped-def]
+    with sessions.begin() as session:
+        record = versions.activate(session, args.version)
+        print(f"Version {record.id} is now active ({record.product_count} products). "
+              "Running services switch to it within their poll interval.")
+    return 0

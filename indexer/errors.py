@@ -1,0 +1,71 @@
+"""Domain errors of catalog-search.
+
+They describe what went wrong in terms of catalogs, models and index versions and know
+nothing of HTTP; the service maps each class to a status code in one table.
+"""
+
+from __future__ import annotations
+
+
+class CatalogSearchError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class SettingsError(CatalogSearchError):
+    """An environment variable holds a value that cannot be used."""
+
+
+class ModelLoadError(CatalogSearchError):
+    """The embedding model folder is missing or cannot be loaded."""
+
+
+class CatalogError(CatalogSearchError):
+    """The catalog file cannot be read at all (missing file, unknown format, bad header)."""
+
+
+class InvalidCatalogError(CatalogSearchError):
+    """The catalog has invalid rows and the build was not asked to skip them.
+
+    `problems` holds one `RowProblem` per rejected row, in file order.
+    """
+
+    def __init__(self, path: str, problems: list) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} invalid rows, nothing was published")
+
+
+class VersionNotFoundError(CatalogSearchError):
+    """No index version has the requested number."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        super().__init__(f"index version {version} does not exist")
+
+
+class VersionNotActivatableError(CatalogSearchError):
+    """The index version exists but its status does not allow activation."""
+
+    def __init__(self, version: int, status: str) -> None:
+        self.version = version
+        self.status = status
+        super().__init__(
+            f"index version {version} is {status}; only a ready version can be activated"
+        )
+
+
+class ArtifactError(CatalogSearchError):
+    """An index version's files are missing, altered or do not match the loaded model."""
+
+    def __init__(self, version: int, reason: str) -> None:
+        self.version = version
+        self.reason = reason
+        super().__init__(f"index version {version} rejected: {reason}")
+
+
+class IndexNotReadyError(CatalogSearchError):
+    """A search needs the catalog index, but no version is active or loaded yet."""
+
+
+class ModelNotReadyError(CatalogSearchError):
+    """A request needs the embedding model, but it is still loading or failed to load."""

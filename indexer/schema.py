@@ -1,0 +1,92 @@
+"""Metadata schema: index versions, their products, and the single active pointer.
+
+Alembic owns this schema (see `migrations/`); a change here needs a new revision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON, CheckConstraint, DateTime, Float, ForeignKey, Integer, MetaData, String, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUSES = ("building", "ready", "failed", "retired")
+"""Stored statuses. `active` is not stored: it is the status shown for the version that
+the active pointer names, so the two can never disagree."""
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class IndexVersion(Base):
+    """One build of the catalog index and what it was built from."""
+
+    __tablename__ = "index_versions"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="building")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_fingerprint: Mapped[str] = mapped_column(String(64))
+    dimension: Mapped[int] = mapped_column(Integer)
+    index_type: Mapped[str | None] = mapped_column(String(64))
+    product_count: Mapped[int | None] = mapped_column(Integer)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    """Invalid catalog rows skipped because the build was run with `--skip-invalid`."""
+    truncated_count: Mapped[int | None] = mapped_column(Integer)
+    """Products whose text was longer than the model reads and was cut by the tokenizer."""
+    source_path: Mapped[str] = mapped_column(Text)
+    source_checksum: Mapped[str] = mapped_column(String(64))
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    artifact_checksum: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the manifest, which itself holds the checksum of every artifact file."""
+    build_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Product(Base):
+    """A product as stored with one index version; `position` is its row in the FAISS index."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("version_id", "product_id"),)
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("index_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(200), default="")
+    brand: Mapped[str] = mapped_column(String(200), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the embedded text; with the model fingerprint it identifies the vector."""
+
+
+class ActiveIndex(Base):
+    """The single active pointer: at most one row, with id 1."""
+
+    __tablename__ = "active_index"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    version_id: Mapped[int] = mapped_column(ForeignKey("index_versions.id"))
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

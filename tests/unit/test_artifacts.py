@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from indexer import artifacts
+from indexer.errors import ArtifactError
+
+
+def unit_vectors(count: int, dimension: int = 8, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def manifest_for(count: int, dimension: int = 8) -> dict:
+    return {"model": {"name": "test", "fingerprint": "f" * 64, "dimension": dimension},
+            "products": {"count": count, "skipped": 0, "truncated": 0}}
+
+
+@pytest.fixture
+def published(tmp_path):
+    index, description = artifacts.build_flat_index(unit_vectors(5))
+    path, checksum = artifacts.write_version(tmp_path, 7, index, {**manifest_for(5), "index": description})
+    return path, checksum
+
+
+def test_written_version_reads_back(published):
+    path, checksum = published
+
+    loaded = artifacts.read_version(path, 7, checksum)
+
+    assert path.name == "v000007"
+    assert loaded.index.ntotal == 5
+    assert loaded.manifest["version"] == 7
+    assert loaded.manifest["index"]["type"] == "IndexFlatIP"
+    assert loaded.manifest["files"]["index.faiss"]["bytes"] == (path / "index.faiss").stat().st_size
+    assert "faiss-cpu" in loaded.manifest["libraries"]
+    assert loaded.manifest["created_at"].endswith("+00:00")
+
+
+def test_no_temporary_folder_remains(published, tmp_path):
+    assert [entry.name for entry in tmp_path.iterdir()] == ["v000007"]
+
+
+def test_flipped_byte_is_rejected(published):
+    path, checksum = published
+    data = bytearray((path / "index.faiss").read_bytes())
+    data[-1] ^= 0xFF
+    (path / "index.faiss").write_bytes(bytes(data))
+
+    with pytest.raises(ArtifactError, match="index.faiss checksum or size does not match"):
+        artifacts.read_version(path, 7, checksum)
+
+
+def test_truncated_index_is_rejected(published):
+    path, checksum = published
+    data = (path / "index.faiss").read_bytes()
+    (path / "index.faiss").write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ArtifactError, match="does not match the manifest"):
+        artifacts.read_version(path, 7, checksum)
+
+
+def test_missing_index_is_rejected(published):
+    path, checksum = published
+    (path / "index.faiss").unlink()
+
+    with pytest.raises(ArtifactError, match="index.faiss is missing"):
+        artifacts.read_version(path, 7, checksum)
+
+
+def test_edited_manifest_is_rejected(published):
+    path, checksum = published
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["products"]["count"] = 6
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(ArtifactError, match="manifest.json checksum does not match the database"):
+        artifacts.read_version(path, 7, checksum)
+
+
+def test_missing_folder_is_rejected(tmp_path):
+    with pytest.raises(ArtifactError, match="version 3 rejected: cannot read"):
+        artifacts.read_version(tmp_path / "v000003", 3, "0" * 64)
+
+
+def test_existing_folder_is_never_overwritten(published, tmp_path):
+    index, _ = artifacts.build_flat_index(unit_vectors(2))
+
+    with pytest.raises(ArtifactError, match="already exists"):
+        artifacts.write_version(tmp_path, 7, index, manifest_for(2))
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifacts, "_fsync_dir", fail)
+    index, _ = artifacts.build_flat_index(unit_vectors(2))
+
+    with pytest.raises(OSError, match="disk full"):
+        artifacts.write_version(tmp_path, 8, index, manifest_for(2))
+    assert list(tmp_path.iterdir()) == []

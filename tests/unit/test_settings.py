@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.errors import SettingsError
+from indexer.settings import Settings
+
+
+def test_defaults_run_embedded_mode():
+    settings = Settings.from_env({})
+
+    assert settings.database_url == "sqlite:///var/catalog.db"
+    assert settings.index_dir == Path("var/indexes")
+    assert Path(settings.model, "config.json").is_file()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_environment_overrides_defaults():
+    settings = Settings.from_env({
+        "CATALOG_SEARCH_DATA_DIR": "/srv/catalog",
+        "CATALOG_SEARCH_MAX_TOP_K": "50",
+        "CATALOG_SEARCH_POLL_INTERVAL_SECONDS": "0.5",
+    })
+
+    assert settings.database_url == "sqlite:////srv/catalog/catalog.db"
+    assert settings.max_top_k == 50
+    assert settings.poll_interval_seconds == 0.5
+
+
+def test_explicit_database_url_is_kept():
+    url = "postgresql+psycopg://localhost/catalog"
+    assert Settings.from_env({"CATALOG_SEARCH_DATABASE_URL": url}).database_url == url
+
+
+def test_non_number_names_the_variable():
+    with pytest.raises(SettingsError, match="CATALOG_SEARCH_PORT must be a int, got 'http'"):
+        Settings.from_env({"CATALOG_SEARCH_PORT": "http"})
+
+
+def test_zero_limit_rejected():
+    with pytest.raises(SettingsError, match="CATALOG_SEARCH_MAX_QUERIES must be at least 1"):
+        Settings.from_env({"CATALOG_SEARCH_MAX_QUERIES": "0"})
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{name}", "TEXT_TEMPLATE is invalid"),
+    ("{description}", "must contain {title}"),
+])
+def test_bad_text_template_rejected(template, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"CATALOG_SEARCH_TEXT_TEMPLATE": template})
+
+
+def test_unknown_log_format_rejected():
+    with pytest.raises(SettingsError, match="LOG_FORMAT"):
+        Settings.from_env({"CATALOG_SEARCH_LOG_FORMAT": "xml"})
