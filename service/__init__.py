@@ -1,0 +1,1 @@
+"""Read side of catalog-search: the Litestar API that searches the active index version."""

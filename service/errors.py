@@ -1,0 +1,69 @@
+"""The one table that maps domain errors and validation failures to HTTP responses."""
+
+from __future__ import annotations
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import ClientException, SerializationException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from indexer.errors import (
+    CatalogSearchError, IndexNotReadyError, ModelNotReadyError, VersionNotActivatableError,
+    VersionNotFoundError,
+)
+
+log = structlog.get_logger(__name__)
+
+STATUS_BY_ERROR: dict[type[CatalogSearchError], int] = {
+    IndexNotReadyError: HTTP_503_SERVICE_UNAVAILABLE,
+    ModelNotReadyError: HTTP_503_SERVICE_UNAVAILABLE,
+    VersionNotFoundError: HTTP_404_NOT_FOUND,
+    VersionNotActivatableError: HTTP_409_CONFLICT,
+}
+"""Status per domain error class; a class not listed here is a bug and becomes a 500."""
+
+EMPTY_BODY_MESSAGE = "'data'"
+"""What Litestar reports when a required JSON body is absent (Litestar 2.x)."""
+
+
+def domain_error_response(request: Request, error: CatalogSearchError) -> Response:
+    status = next(
+        (code for kind, code in STATUS_BY_ERROR.items() if isinstance(error, kind)),
+        HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+    if status == HTTP_500_INTERNAL_SERVER_ERROR:
+        log.error("unmapped_error", error=repr(error), path=request.url.path)
+        detail = "Internal Server Error"
+    else:
+        detail = str(error)
+    return Response({"status_code": status, "detail": detail}, status_code=status)
+
+
+def validation_error_response(request: Request, error: ValidationException) -> Response:
+    """Answer 422, as the original FastAPI service did, naming each invalid field."""
+    extra = error.extra if isinstance(error.extra, list) else []
+    for item in extra:
+        if isinstance(item, dict) and item.get("message") == EMPTY_BODY_MESSAGE:
+            item["message"] = "the request body is missing; send a JSON object"
+    body = {"status_code": HTTP_422_UNPROCESSABLE_ENTITY, "detail": error.detail, "extra": extra}
+    return Response(body, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def client_error_response(request: Request, error: ClientException) -> Response:
+    """Keep Litestar's 4xx body, but name the body as the field when its JSON is malformed."""
+    body: dict[str, object] = {"status_code": error.status_code, "detail": error.detail}
+    if isinstance(error.__cause__, SerializationException):
+        message = f"the request body is not valid JSON: {error.detail}"
+        body = {"status_code": HTTP_400_BAD_REQUEST, "detail": message,
+                "extra": [{"key": "body", "message": message, "source": "body"}]}
+    return Response(body, status_code=error.status_code, headers=error.headers)
+
+
+EXCEPTION_HANDLERS = {
+    ClientException: client_error_response,
+    CatalogSearchError: domain_error_response,
+    ValidationException: validation_error_response,
+}

@@ -1,0 +1,79 @@
+"""What the running service holds: settings, database sessions, the model and the index."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from anyio import to_thread
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from indexer.embedding import Embedder
+from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
+from indexer.settings import Settings
+from service.holder import IndexHolder, ServedIndex
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    """Loads the model in the background, then follows the active index version.
+
+    `/health` answers while the model loads; `/ready` and the search routes report 503
+    until it is loaded.
+    """
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
+                 load_embedder: Callable[[], Embedder]) -> None:
+        self.settings = settings
+        self.holder = IndexHolder(sessions)
+        self.embedder: Embedder | None = None
+        self.model_error: str | None = None
+        self._load_embedder = load_embedder
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._run()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def require_embedder(self) -> Embedder:
+        if self.embedder is None:
+            raise ModelNotReadyError(self.model_error or "the embedding model is still loading")
+        return self.embedder
+
+    def require_index(self) -> ServedIndex:
+        served = self.holder.current
+        if served is None:
+            raise IndexNotReadyError(
+                "no index version is active; build one with: "
+                "python -m indexer build --catalog PATH --activate"
+                if not self.holder.active_exists else
+                "the active index version is not loaded yet or was rejected; see /api/v1/ready"
+            )
+        return served
+
+    async def _run(self) -> None:
+        try:
+            self.embedder = await to_thread.run_sync(self._load_embedder)
+        except CatalogSearchError as error:
+            self.model_error = str(error)
+            log.error("model_load_failed", error=str(error))
+            return
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.settings.poll_interval_seconds)
+
+    async def refresh(self) -> None:
+        """Follow the active pointer now; database errors are logged and retried next poll."""
+        if self.embedder is None:
+            return
+        try:
+            await to_thread.run_sync(self.holder.refresh, self.embedder)
+        except SQLAlchemyError as error:
+            log.error("refresh_failed", error=str(error))
