@@ -33,7 +33,7 @@ INSERT_BATCH = 5000
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """What to build: a catalog file and how to read it."""
+    """Build input: a catalog file and how to read it."""
 
     catalog: Path
     columns: ColumnMap = field(default_factory=ColumnMap)
@@ -45,7 +45,7 @@ class BuildRequest:
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What every build uses: the database, the model, where versions go, the text template."""
+    """Shared build dependencies: the database, the model, the version folder, the text template."""
 
     sessions: sessionmaker[Session]
     load_embedder: Callable[[], Embedder]

@@ -25,7 +25,7 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 @dataclass(frozen=True)
 class Product:
-    """One valid catalog row; `attributes` holds every column that is not a product field."""
+    """One valid catalog row; `attributes` contains every column that is not a product field."""
 
     id: str
     title: str
@@ -46,7 +46,7 @@ class Product:
 
 @dataclass(frozen=True)
 class RowProblem:
-    """Why the row starting at `line` was rejected."""
+    """The reason the row starting at `line` was rejected."""
 
     line: int
     reason: str
@@ -57,7 +57,7 @@ class RowProblem:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which catalog column holds each product field; fields not named keep their own name."""
+    """Mapping from product field to catalog column; a field not named keeps its own name."""
 
     columns: Mapping[str, str] = field(default_factory=dict)
 
@@ -131,7 +131,7 @@ Row = tuple[int, "dict[str, Any] | RowProblem"]
 
 def _read_csv(path: Path, columns: ColumnMap) -> Iterator[Row]:
     # surrogateescape keeps undecodable bytes as lone surrogates, so that the row that
-    # holds them is reported instead of the whole file failing to decode.
+    # contains them is reported instead of the whole file failing to decode.
     with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
         reader = csv.reader(stream, strict=True)
         header = next(reader, None)

@@ -26,7 +26,7 @@ STATUS_BY_ERROR: dict[type[CatalogSearchError], int] = {
 """Status per domain error class; a class not listed here is a bug and becomes a 500."""
 
 EMPTY_BODY_MESSAGE = "'data'"
-"""What Litestar reports when a required JSON body is absent (Litestar 2.x)."""
+"""Message Litestar 2.x gives when a required JSON body is absent."""
 
 
 def domain_error_response(request: Request, error: CatalogSearchError) -> Response:
@@ -43,7 +43,7 @@ def domain_error_response(request: Request, error: CatalogSearchError) -> Respon
 
 
 def validation_error_response(request: Request, error: ValidationException) -> Response:
-    """Answer 422, as the original FastAPI service did, naming each invalid field."""
+    """Return 422, as the original FastAPI service did, naming each invalid field."""
     extra = error.extra if isinstance(error.extra, list) else []
     for item in extra:
         if isinstance(item, dict) and item.get("message") == EMPTY_BODY_MESSAGE:

@@ -51,7 +51,7 @@ class ServedIndex:
         """Return up to `top_k` hits per query row of `vectors` (shape (n, d), normalised float32).
 
         Scores are rounded to 4 decimals and ties are ordered by product id, so output is
-        stable. Fewer than `top_k` hits come back only when the index holds fewer products.
+        stable. Fewer than `top_k` hits come back only when the index contains fewer products.
         """
         k = min(top_k, self.product_count)
         if k == 0:
@@ -78,7 +78,7 @@ class Rejection:
 
 
 class IndexHolder:
-    """Follows the database's active pointer and holds the matching `ServedIndex`."""
+    """Follows the database's active pointer and keeps the matching `ServedIndex`."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions

@@ -26,7 +26,7 @@ class SearchController(Controller):
 
     @get("/health", sync_to_thread=False)
     def health(self) -> Health:
-        """Liveness: the process answers HTTP."""
+        """Liveness: the process serves HTTP."""
         return Health("healthy")
 
     @get("/ready", sync_to_thread=False,
@@ -78,7 +78,7 @@ class SearchController(Controller):
     @post("/search", status_code=HTTP_200_OK, sync_to_thread=True,
           responses={422: INVALID, 503: UNAVAILABLE})
     def search(self, data: JSONBody[SearchRequest], runtime: NamedDependency[Runtime]) -> SearchResponse:
-        """Search the active catalog index; the response names the version that answered."""
+        """Search the active catalog index; the response names the version that served it."""
         settings = runtime.settings
         check_texts("queries", data.queries, settings.max_queries, settings)
         check_top_k(data.top_k, settings)

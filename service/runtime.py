@@ -1,4 +1,4 @@
-"""What the running service holds: settings, database sessions, the model and the index."""
+"""Runtime state of the service: settings, database sessions, the model and the index."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 class Runtime:
     """Loads the model in the background, then follows the active index version.
 
-    `/health` answers while the model loads; `/ready` and the search routes report 503
+    `/health` responds while the model loads; `/ready` and the search routes report 503
     until it is loaded.
     """
 

@@ -1,8 +1,8 @@
 """Request and response bodies, and the checks that depend on configured limits.
 
-msgspec checks types, required fields and unknown fields while decoding; `check_texts`
-and `check_top_k` then apply the limits from the settings, which cannot be fixed in the
-type annotations because operators change them.
+msgspec checks types, required fields and unknown fields while decoding. `check_texts`
+and `check_top_k` then apply the limits from the settings. Those limits cannot live in
+the type annotations, because operators change them.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class QueryMatches(msgspec.Struct):
 
 class SimilarityResponse(msgspec.Struct, omit_defaults=True):
     """`query` and `matches` repeat the first query's result, as the original service
-    returned them; `results` holds every query. `index_version` is set when the
-    active catalog answered."""
+    returned them. `results` contains every query. `index_version` is set when the
+    active catalog served the request."""
 
     query: str
     matches: list[Match]
