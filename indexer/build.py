@@ -1,31 +1,39 @@
 """The build job: catalog file in, verified index version out.
 
-Steps: load and validate the catalog, record a `building` version, encode, write the
-version folder atomically, record the products and mark the version `ready` in one
-transaction, and activate it when asked. A failure after the version is recorded marks
-it `failed` and removes its folder, so nothing half-written can be activated.
+Steps: load and validate the catalog, take the build lock, plan the delta against the
+active version, record a `building` version, encode only texts without a stored vector,
+write the version folder atomically, record the products and mark the version `ready`
+in one transaction, and activate it when asked. A failure after the version is recorded
+marks it `failed` and removes its folder, so nothing half-written can be activated; a
+build killed outright is cleaned up by the next one.
 """
 
 from __future__ import annotations
 
-import hashlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import artifacts, versions
 from indexer.catalog import Catalog, ColumnMap, RowProblem, load_catalog
+from indexer.delta import DeltaPlan, plan_delta, text_sha256
 from indexer.embedding import Embedder
 from indexer.errors import CatalogError, InvalidCatalogError
+from indexer.locking import build_lock
 from indexer.schema import IndexVersion, Product
 
 log = structlog.get_logger(__name__)
+
+DRY_RUN_SAMPLE = 64
+"""Texts a dry run encodes to measure the model's speed; one batch at the default size."""
 
 INSERT_BATCH = 5000
 """Product rows per INSERT statement; keeps statements well under driver parameter limits."""
@@ -41,17 +49,30 @@ class BuildRequest:
     skip_invalid: bool = False
     activate: bool = False
     progress: bool = False
+    dry_run: bool = False
+    source: str = "build"
+    """Who activates the version, recorded in the activation history."""
 
 
 @dataclass(frozen=True)
 class BuildContext:
     """Shared build dependencies: the database, the model, the version folder, the text template."""
 
+    engine: Engine
     sessions: sessionmaker[Session]
     load_embedder: Callable[[], Embedder]
     """Returns the model; called only once the catalog is valid, since loading takes seconds."""
     index_dir: Path
     template: str
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """What a build would do: change counts and the estimated encoding time."""
+
+    plan: DeltaPlan
+    product_count: int
+    estimated_encode_seconds: float
 
 
 @dataclass(frozen=True)
@@ -65,57 +86,86 @@ class BuildReport:
     truncated_count: int
     timings: dict[str, float]
     activated: bool
+    plan: DeltaPlan
 
     @property
     def seconds(self) -> float:
         return sum(self.timings.values())
 
 
-def build_version(request: BuildRequest, context: BuildContext) -> BuildReport:
+def build_version(request: BuildRequest, context: BuildContext) -> BuildReport | DryRunReport:
     """Build, publish and optionally activate a new index version.
 
-    Raises `CatalogError` when the file cannot be read or has no valid product, and
-    `InvalidCatalogError` when rows are invalid and `skip_invalid` is off; in both cases
-    nothing is written. Other failures mark the version `failed` and re-raise.
+    Holds the build lock throughout, and first cleans up what a killed build left. With
+    `request.dry_run` it only plans and returns a `DryRunReport`. Raises `CatalogError`
+    when the file cannot be read or has no valid product, `InvalidCatalogError` when rows
+    are invalid and `skip_invalid` is off, and `BuildLockedError` when another build
+    runs; in these cases nothing is written. Other failures mark the version `failed`
+    and re-raise.
     """
     started = time.perf_counter()
-    template, sessions = context.template, context.sessions
-    catalog = load_catalog(request.catalog, request.columns, template, request.format)
+    catalog = load_catalog(request.catalog, request.columns, context.template, request.format)
     if catalog.problems and not request.skip_invalid:
         raise InvalidCatalogError(str(request.catalog), catalog.problems)
     if not catalog.products:
         raise CatalogError(f"{request.catalog} has no valid products")
-    texts = [product.text(template) for product in catalog.products]
+    texts = [product.text(context.template) for product in catalog.products]
+    hashes = [text_sha256(text) for text in texts]
     timings = {"load_seconds": time.perf_counter() - started}
 
-    step = time.perf_counter()
-    embedder = context.load_embedder()
-    truncated = embedder.count_truncated(texts)
-    timings["model_seconds"] = time.perf_counter() - step
+    with build_lock(context.engine, context.index_dir.parent):
+        if not request.dry_run:
+            clean_abandoned_builds(context)
 
-    version = _start_version(sessions, embedder, str(request.catalog.resolve()), catalog.checksum)
-    log.info("build_started", index_version=version, products=len(texts),
-             skipped=len(catalog.problems), catalog=str(request.catalog))
-    try:
-        path = _publish(version, catalog, texts, truncated, request, context, timings)
-    except BaseException as error:
-        _fail_version(context, version, error)
-        raise
+        step = time.perf_counter()
+        embedder = context.load_embedder()
+        with context.sessions() as session:
+            plan = plan_delta(session, [p.id for p in catalog.products], hashes, embedder.fingerprint)
+        timings["plan_seconds"] = time.perf_counter() - step
+        if request.dry_run:
+            return _dry_run(plan, texts, embedder)
 
-    if request.activate:
-        with sessions.begin() as session:
-            versions.activate(session, version)
-        log.info("version_activated", index_version=version)
+        truncated = embedder.count_truncated([texts[position] for position in plan.missing])
+        version = _start_version(context, embedder, request, catalog, plan)
+        log.info("build_started", index_version=version, products=len(texts),
+                 skipped=len(catalog.problems), encode=len(plan.missing),
+                 base_version=plan.base_version, catalog=str(request.catalog))
+        try:
+            path = _publish(version, catalog, texts, hashes, plan, truncated, request, context, timings)
+        except BaseException as error:
+            _fail_version(context, version, error)
+            raise
+
+        if request.activate:
+            with context.sessions.begin() as session:
+                versions.activate(session, version, source=request.source)
+            log.info("version_activated", index_version=version, source=request.source)
     return BuildReport(version, path, len(texts), catalog.problems, truncated, timings,
-                       request.activate)
+                       request.activate, plan)
 
 
-def _publish(version: int, catalog: Catalog, texts: list[str], truncated: int,
-             request: BuildRequest, context: BuildContext, timings: dict[str, float]) -> Path:
-    """Encode, write the version folder, then record products and `ready` in one transaction."""
+def _dry_run(plan: DeltaPlan, texts: list[str], embedder: Embedder) -> DryRunReport:
+    """Estimate the encoding time from a sample of the texts that would be encoded."""
+    sample = [texts[position] for position in plan.missing[:DRY_RUN_SAMPLE]]
+    started = time.perf_counter()
+    embedder.encode(sample)
+    per_text = (time.perf_counter() - started) / max(len(sample), 1)
+    return DryRunReport(plan, len(texts), per_text * len(plan.missing))
+
+
+def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str], plan: DeltaPlan,
+             truncated: int, request: BuildRequest, context: BuildContext,
+             timings: dict[str, float]) -> Path:
+    """Encode what is missing, write the version folder, then record products and `ready`
+    in one transaction."""
     embedder = context.load_embedder()
     step = time.perf_counter()
-    vectors = embedder.encode(texts, progress=request.progress)
+    encoded = embedder.encode([texts[position] for position in plan.missing], progress=request.progress)
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    for row, digest in enumerate(hashes):
+        if digest in plan.reused:
+            vectors[row] = plan.reused[digest]
+    vectors[plan.missing] = encoded
     timings["encode_seconds"] = time.perf_counter() - step
 
     step = time.perf_counter()
@@ -126,7 +176,8 @@ def _publish(version: int, catalog: Catalog, texts: list[str], truncated: int,
                   "max_seq_length": embedder.max_seq_length},
         "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32"},
         "index": index_description,
-        "products": {"count": len(texts), "skipped": len(catalog.problems), "truncated": truncated},
+        "products": {"count": len(texts), "skipped": len(catalog.problems), "truncated": truncated,
+                     "encoded": len(plan.missing), "reused": len(texts) - len(plan.missing)},
         "catalog": {"path": str(request.catalog.resolve()), "format": catalog.format,
                     "sha256": catalog.checksum, "text_template": context.template},
     }
@@ -139,9 +190,8 @@ def _publish(version: int, catalog: Catalog, texts: list[str], truncated: int,
             {"version_id": version, "position": position, "product_id": product.id,
              "title": product.title, "description": product.description,
              "category": product.category, "brand": product.brand,
-             "attributes": product.attributes,
-             "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
-            for position, (product, text) in enumerate(zip(catalog.products, texts))
+             "attributes": product.attributes, "text_sha256": digest}
+            for position, (product, digest) in enumerate(zip(catalog.products, hashes))
         ]
         for start in range(0, len(rows), INSERT_BATCH):
             session.execute(insert(Product), rows[start:start + INSERT_BATCH])
@@ -157,17 +207,39 @@ def _publish(version: int, catalog: Catalog, texts: list[str], truncated: int,
         record.artifact_checksum = manifest_checksum
         record.build_seconds = sum(timings.values())
     log.info("build_finished", index_version=version, products=len(texts),
-             duration_ms=round(record.build_seconds * 1000), path=str(path))
+             encoded=len(plan.missing), duration_ms=round(record.build_seconds * 1000), path=str(path))
     return path
 
 
-def _start_version(sessions: sessionmaker[Session], embedder: Embedder, source: str,
-                   checksum: str) -> int:
-    with sessions.begin() as session:
+def clean_abandoned_builds(context: BuildContext) -> None:
+    """Mark versions left `building` by a dead build as failed and delete their folders.
+
+    Call only while holding the build lock: then no live build owns a `building` version.
+    """
+    with context.sessions.begin() as session:
+        abandoned = list(session.scalars(select(IndexVersion).where(IndexVersion.status == "building")))
+        for record in abandoned:
+            record.status = "failed"
+            record.finished_at = datetime.now(UTC)
+            record.error = "the build process ended before the version was ready"
+    for record in abandoned:
+        artifacts.remove_version_folder(context.index_dir, record.id)
+        log.warning("abandoned_build_cleaned", index_version=record.id)
+    for leftover in context.index_dir.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+        log.warning("temporary_folder_removed", path=str(leftover))
+
+
+def _start_version(context: BuildContext, embedder: Embedder, request: BuildRequest,
+                   catalog: Catalog, plan: DeltaPlan) -> int:
+    with context.sessions.begin() as session:
         record = IndexVersion(
             status="building", created_at=datetime.now(UTC), model_name=embedder.name,
             model_fingerprint=embedder.fingerprint, dimension=embedder.dimension,
-            source_path=source, source_checksum=checksum, skipped_count=0,
+            source_path=str(request.catalog.resolve()), source_checksum=catalog.checksum,
+            skipped_count=0, base_version_id=plan.base_version, new_count=plan.new,
+            changed_count=plan.changed, unchanged_count=plan.unchanged,
+            removed_count=plan.removed, encoded_count=len(plan.missing),
         )
         session.add(record)
         session.flush()

@@ -11,12 +11,14 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 from indexer import versions
-from indexer.build import BuildContext, BuildReport, BuildRequest, build_version
+from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
+from indexer.delta import DeltaPlan
 from indexer.catalog import ColumnMap
 from indexer.embedding import load_embedder
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.errors import CatalogSearchError, InvalidCatalogError
 from indexer.logs import configure_logging
+from indexer.retention import prune
 from indexer.settings import Settings
 
 
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         engine = create_database_engine(settings.database_url)
         migrate(engine)
-        return int(args.command(args, settings, session_factory(engine)))
+        return int(args.command(args, settings, engine, session_factory(engine)))
     except InvalidCatalogError as error:
         print(f"error: {error}", file=sys.stderr)
         for problem in error.problems:
@@ -65,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="make the new version the active one when the build succeeds")
     build.add_argument("--skip-if-active", action="store_true",
                        help="do nothing when a version is already active")
+    build.add_argument("--dry-run", action="store_true",
+                       help="print the new/changed/unchanged/removed counts and the estimated "
+                            "encoding time, and write nothing")
     build.set_defaults(command=_build)
 
     listing = commands.add_parser("versions", help="list index versions, newest first")
@@ -74,12 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     activate.add_argument("version", type=int, help="version number, as `versions` lists it")
     activate.set_defaults(command=_activate)
 
+    rollback = commands.add_parser(
+        "rollback", help="re-activate the version that was active before the current one")
+    rollback.set_defaults(command=_rollback)
+
+    prune = commands.add_parser(
+        "prune", help="delete old versions' artifacts and mark them retired")
+    prune.add_argument("--keep", type=int, required=True,
+                       help="ready versions to keep besides the active one, newest first")
+    prune.set_defaults(command=_prune)
+
     upgrade = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
-    upgrade.set_defaults(command=lambda args, settings, sessions: 0)
+    upgrade.set_defaults(command=lambda args, settings, engine, sessions: 0)
     return parser
 
 
-def _build(args: argparse.Namespace, settings: Settings, sessions) -> int:  # type: ignore[no-untyped-def]
+def _build(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
     if args.skip_if_active:
         with sessions() as session:
             active = versions.get_active(session)
@@ -90,11 +105,31 @@ def _build(args: argparse.Namespace, settings: Settings, sessions) -> int:  # ty
     request = BuildRequest(
         catalog=args.catalog, columns=args.columns, format=args.format,
         skip_invalid=args.skip_invalid, activate=args.activate, progress=sys.stderr.isatty(),
+        dry_run=args.dry_run, source="cli",
     )
-    context = BuildContext(sessions, functools.cache(lambda: load_embedder(settings)),
+    context = BuildContext(engine, sessions, functools.cache(lambda: load_embedder(settings)),
                            settings.index_dir, settings.text_template)
-    _print_report(build_version(request, context), args.catalog)
+    report = build_version(request, context)
+    if isinstance(report, DryRunReport):
+        _print_dry_run(report, args.catalog)
+    else:
+        _print_report(report, args.catalog)
     return 0
+
+
+def _print_changes(plan: DeltaPlan) -> None:
+    base = f"version {plan.base_version}" if plan.base_version else "no active version"
+    print(f"  changes:   {plan.new} new, {plan.changed} changed, {plan.unchanged} unchanged, "
+          f"{plan.removed} removed (against {base})")
+
+
+def _print_dry_run(report: DryRunReport, catalog: Path) -> None:
+    plan = report.plan
+    print(f"Dry run of {catalog}: nothing was written")
+    print(f"  products:  {report.product_count}")
+    _print_changes(plan)
+    print(f"  encode:    {len(plan.missing)} texts, about {report.estimated_encode_seconds:.0f} s; "
+          f"{report.product_count - len(plan.missing)} reuse a stored vector")
 
 
 def _print_report(report: BuildReport, catalog: Path) -> None:
@@ -103,15 +138,17 @@ def _print_report(report: BuildReport, catalog: Path) -> None:
     print(f"Built index version {report.version} from {catalog}")
     print(f"  products:  {report.product_count} ({len(report.skipped)} invalid rows skipped, "
           f"{report.truncated_count} texts truncated to the model's length)")
-    encode_rate = report.product_count / max(report.timings["encode_seconds"], 1e-9)
-    print(f"  time:      {report.seconds:.1f} s ({timings}); encoded {encode_rate:.0f} products/s")
+    print(f"  time:      {report.seconds:.1f} s ({timings})")
+    _print_changes(report.plan)
+    print(f"  encoded:   {len(report.plan.missing)} texts; "
+          f"{report.product_count - len(report.plan.missing)} reused a stored vector")
     print(f"  folder:    {report.path}")
     print(f"  active:    {'yes' if report.activated else 'no; run: python -m indexer activate ' + str(report.version)}")
     for problem in report.skipped:
         print(f"  skipped {problem}")
 
 
-def _versions(args: argparse.Namespace, settings: Settings, sessions) -> int:  # type: ignore[no-untyped-def]
+def _versions(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
     with sessions() as session:
         records = versions.list_versions(session)
         active = versions.get_active(session)
@@ -129,9 +166,27 @@ def _versions(args: argparse.Namespace, settings: Settings, sessions) -> int:  #
     return 0
 
 
-def _activate(args: argparse.Namespace, settings: Settings, sessions) -> int:  # type: ignore[no-untyped-def]
+def _activate(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
     with sessions.begin() as session:
-        record = versions.activate(session, args.version)
+        record = versions.activate(session, args.version, source="cli")
         print(f"Version {record.id} is now active ({record.product_count} products). "
               "Running services switch to it within their poll interval.")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+    with sessions.begin() as session:
+        record = versions.rollback(session, source="cli")
+        print(f"Rolled back: version {record.id} is active again ({record.product_count} products). "
+              "Running services switch to it within their poll interval.")
+    return 0
+
+
+def _prune(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+    if args.keep < 0:
+        print("error: --keep must be 0 or more", file=sys.stderr)
+        return 2
+    report = prune(engine, sessions, settings.index_dir, args.keep)
+    retired = ", ".join(map(str, report.retired)) or "none"
+    print(f"Retired versions: {retired}; kept ready: {', '.join(map(str, report.kept)) or 'none'}")
     return 0

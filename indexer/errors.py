@@ -54,6 +54,14 @@ class VersionNotActivatableError(CatalogSearchError):
         )
 
 
+class NoRollbackTargetError(CatalogSearchError):
+    """The active version has no earlier active version to return to."""
+
+
+class BuildLockedError(CatalogSearchError):
+    """Another build holds the build lock."""
+
+
 class ArtifactError(CatalogSearchError):
     """An index version's files are missing, altered or do not match the loaded model."""
 

@@ -59,6 +59,16 @@ class IndexVersion(Base):
     """SHA-256 of the manifest, which itself holds the checksum of every artifact file."""
     build_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    base_version_id: Mapped[int | None] = mapped_column(ForeignKey("index_versions.id"))
+    """The version the change counts compare against: the active one when the build started."""
+    new_count: Mapped[int | None] = mapped_column(Integer)
+    changed_count: Mapped[int | None] = mapped_column(Integer)
+    unchanged_count: Mapped[int | None] = mapped_column(Integer)
+    removed_count: Mapped[int | None] = mapped_column(Integer)
+    encoded_count: Mapped[int | None] = mapped_column(Integer)
+    """Texts the model encoded; the others reused a stored vector of the same text and model."""
+    note: Mapped[str | None] = mapped_column(Text)
+    """Why a ready version was not activated, e.g. the promotion gate's verdict."""
 
 
 class Product(Base):
@@ -79,6 +89,21 @@ class Product(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     text_sha256: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the embedded text; with the model fingerprint it identifies the vector."""
+
+
+class Activation(Base):
+    """One move of the active pointer, kept so that a rollback knows what was active before."""
+
+    __tablename__ = "activations"
+    __table_args__ = (CheckConstraint("action IN ('activate', 'rollback')", name="action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("index_versions.id"))
+    previous_version_id: Mapped[int | None] = mapped_column(ForeignKey("index_versions.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    """Who moved the pointer: `cli`, `api`, `build` or `scheduler`."""
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ActiveIndex(Base):

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from indexer.errors import VersionNotActivatableError, VersionNotFoundError
-from indexer.schema import ActiveIndex, IndexVersion, Product
+from indexer.errors import NoRollbackTargetError, VersionNotActivatableError, VersionNotFoundError
+from indexer.schema import Activation, ActiveIndex, IndexVersion, Product
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ def shown_status(record: IndexVersion, active_id: int | None) -> str:
     return "active" if record.id == active_id else record.status
 
 
-def activate(session: Session, version: int) -> IndexVersion:
-    """Point the active pointer at a ready version, in the caller's transaction.
+def activate(session: Session, version: int, source: str, action: str = "activate") -> IndexVersion:
+    """Point the active pointer at a ready version and record the move, in the caller's
+    transaction.
 
     Raises `VersionNotFoundError`, or `VersionNotActivatableError` for a version that is
     building, failed or retired.
@@ -67,14 +68,37 @@ def activate(session: Session, version: int) -> IndexVersion:
         raise VersionNotActivatableError(version, record.status)
 
     pointer = session.get(ActiveIndex, 1, with_for_update=True)
+    previous = pointer.version_id if pointer else None
     now = datetime.now(UTC)
     if pointer is None:
         session.add(ActiveIndex(id=1, version_id=version, activated_at=now))
     else:
         pointer.version_id = version
         pointer.activated_at = now
+    session.add(Activation(version_id=version, previous_version_id=previous, action=action,
+                           source=source, activated_at=now))
     session.flush()
     return record
+
+
+def rollback(session: Session, source: str) -> IndexVersion:
+    """Re-activate the version that was active before the current one.
+
+    Raises `NoRollbackTargetError` when nothing was active before, and
+    `VersionNotActivatableError` when that version is no longer ready (retired by pruning).
+    """
+    pointer = session.get(ActiveIndex, 1, with_for_update=True)
+    if pointer is None:
+        raise NoRollbackTargetError("no index version is active, so there is nothing to roll back")
+    last = session.scalars(
+        select(Activation).where(Activation.version_id == pointer.version_id)
+        .order_by(Activation.id.desc()).limit(1)
+    ).first()
+    if last is None or last.previous_version_id is None:
+        raise NoRollbackTargetError(
+            f"version {pointer.version_id} was the first active version; there is none to roll back to"
+        )
+    return activate(session, last.previous_version_id, source, action="rollback")
 
 
 def load_products(session: Session, version: int) -> StoredProducts:

@@ -30,22 +30,28 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def sessions(settings):
+def engine(settings):
     engine = create_database_engine(settings.database_url)
     migrate(engine)
-    yield session_factory(engine)
+    yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def build(settings, sessions, embedder) -> Callable[..., BuildReport]:
+def sessions(engine):
+    return session_factory(engine)
+
+
+@pytest.fixture
+def build(settings, engine, sessions, embedder) -> Callable[..., BuildReport]:
     """Build a version from a catalog file with the shared model."""
-    context = BuildContext(sessions, lambda: embedder, settings.index_dir, settings.text_template)
+    context = BuildContext(engine, sessions, lambda: embedder, settings.index_dir,
+                           settings.text_template)
 
     def run(catalog: Path, activate: bool = True, skip_invalid: bool = False,
-            columns: ColumnMap | None = None) -> BuildReport:
+            columns: ColumnMap | None = None, dry_run: bool = False) -> BuildReport:
         request = BuildRequest(catalog, columns or ColumnMap(), skip_invalid=skip_invalid,
-                               activate=activate)
+                               activate=activate, dry_run=dry_run)
         return build_version(request, context)
 
     return run

@@ -119,7 +119,7 @@ def test_activation_of_another_version_is_served(settings, build, write_csv, ser
     with serve(settings) as client:
         assert client.post("/search", json={"queries": ["wrench"]}).json()["index_version"] == 1
         with sessions.begin() as session:
-            versions.activate(session, second.version)
+            versions.activate(session, second.version, source="test")
         body = poll_until(client, lambda b: b.get("index_version") == second.version)
 
     assert body["results"][0]["matches"] == [

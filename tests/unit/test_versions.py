@@ -39,7 +39,7 @@ def test_activation_moves_the_pointer(sessions):
 
     for target in (first, second, first):
         with sessions.begin() as session:
-            versions.activate(session, target)
+            versions.activate(session, target, source="test")
         with sessions() as session:
             assert versions.get_active(session).version.id == target
 
@@ -48,11 +48,11 @@ def test_activation_moves_the_pointer(sessions):
 def test_unready_version_is_not_activated(sessions, status):
     ready, other = add_version(sessions, "ready"), add_version(sessions, status)
     with sessions.begin() as session:
-        versions.activate(session, ready)
+        versions.activate(session, ready, source="test")
 
     with pytest.raises(VersionNotActivatableError, match=f"is {status}; only a ready version"):
         with sessions.begin() as session:
-            versions.activate(session, other)
+            versions.activate(session, other, source="test")
     with sessions() as session:
         assert versions.get_active(session).version.id == ready
 
@@ -60,13 +60,13 @@ def test_unready_version_is_not_activated(sessions, status):
 def test_unknown_version_is_not_found(sessions):
     with pytest.raises(VersionNotFoundError, match="index version 99 does not exist"):
         with sessions.begin() as session:
-            versions.activate(session, 99)
+            versions.activate(session, 99, source="test")
 
 
 def test_versions_listed_newest_first_with_active_shown(sessions):
     first, second = add_version(sessions, "ready"), add_version(sessions, "failed")
     with sessions.begin() as session:
-        versions.activate(session, first)
+        versions.activate(session, first, source="test")
 
     with sessions() as session:
         records = versions.list_versions(session)

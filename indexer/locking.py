@@ -1,0 +1,74 @@
+"""The build lock: one build at a time per metadata database.
+
+On PostgreSQL the lock is a session-level advisory lock; on SQLite it is an exclusive
+`flock` on a file beside the database. Both are released by the operating system or the
+database server when the holder dies, so a killed build never leaves a stale lock, and
+whoever takes the lock next may clean up what the dead build left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from indexer.errors import BuildLockedError
+
+ADVISORY_LOCK_KEY = 0x6361745F6275696C
+"""Key of the PostgreSQL advisory lock, the bytes of "cat_buil" as a 64-bit integer."""
+
+
+@contextlib.contextmanager
+def build_lock(engine: Engine, data_dir: Path) -> Iterator[None]:
+    """Hold the build lock for the duration of the block.
+
+    Raises `BuildLockedError` at once when another build holds it.
+    """
+    if engine.dialect.name == "postgresql":
+        with _advisory_lock(engine):
+            yield
+        return
+    database = make_url(str(engine.url)).database
+    folder = Path(database).parent if database and database != ":memory:" else data_dir
+    with _file_lock(folder / "build.lock"):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise BuildLockedError(
+                f"another build is running (it holds {path}); try again when it has finished"
+            ) from error
+        yield
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Engine) -> Iterator[None]:
+    # NOTE: this path is not exercised by the SQLite-only test suite yet.
+    with engine.connect() as connection:
+        taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                   {"key": ADVISORY_LOCK_KEY}).scalar()
+        connection.commit()
+        if not taken:
+            raise BuildLockedError(
+                "another build is running (it holds the database's build lock); "
+                "try again when it has finished"
+            )
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            connection.commit()
