@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
 from sqlalchemy.exc import OperationalError
 
 from indexer import versions
@@ -18,8 +19,12 @@ from indexer.embedding import load_embedder
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.errors import CatalogSearchError, InvalidCatalogError
 from indexer.logs import configure_logging
+from indexer.gate import DEFAULT_MAX_REMOVED_FRACTION, load_golden_queries
 from indexer.retention import prune
+from indexer.schedule import cron_trigger, run_on_schedule, run_scheduled_build
 from indexer.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--keep", type=int, required=True,
                        help="ready versions to keep besides the active one, newest first")
     prune.set_defaults(command=_prune)
+
+    schedule = commands.add_parser(
+        "schedule", help="rebuild a catalog on a cron schedule, activating past the promotion gate")
+    schedule.add_argument("--catalog", type=Path, required=True, help="catalog file to rebuild")
+    schedule.add_argument("--cron", help='crontab expression in UTC, e.g. "0 3 * * *"')
+    schedule.add_argument("--once", action="store_true",
+                          help="run once now and exit (for cron or a Kubernetes CronJob)")
+    schedule.add_argument("--columns", type=ColumnMap.parse, default=ColumnMap(),
+                          help="map product fields to catalog columns")
+    schedule.add_argument("--format", choices=("csv", "jsonl"), help="catalog format")
+    schedule.add_argument("--skip-invalid", action="store_true", help="build without invalid rows")
+    schedule.add_argument("--golden", type=Path,
+                          help='JSON Lines of {"query": ..., "expected": [ids], "top_k": 10} '
+                               "that must pass before activation")
+    schedule.add_argument("--max-removed-fraction", type=float, default=DEFAULT_MAX_REMOVED_FRACTION,
+                          help="hold a version that removes more than this fraction of the "
+                               "active version's products (default: %(default)s)")
+    schedule.set_defaults(command=_schedule)
 
     upgrade = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     upgrade.set_defaults(command=lambda args, settings, engine, sessions: 0)
@@ -179,6 +202,39 @@ def _rollback(args: argparse.Namespace, settings: Settings, engine, sessions) ->
         record = versions.rollback(session, source="cli")
         print(f"Rolled back: version {record.id} is active again ({record.product_count} products). "
               "Running services switch to it within their poll interval.")
+    return 0
+
+
+def _schedule(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+    if not args.once and not args.cron:
+        print("error: give --cron EXPRESSION, or --once to run a single time", file=sys.stderr)
+        return 2
+    if not 0 <= args.max_removed_fraction <= 1:
+        print("error: --max-removed-fraction must be between 0 and 1", file=sys.stderr)
+        return 2
+    golden = load_golden_queries(args.golden) if args.golden else []
+    request = BuildRequest(catalog=args.catalog, columns=args.columns, format=args.format,
+                           skip_invalid=args.skip_invalid)
+    context = BuildContext(engine, sessions, functools.cache(lambda: load_embedder(settings)),
+                           settings.index_dir, settings.text_template)
+
+    def run() -> None:
+        try:
+            result = run_scheduled_build(request, context, golden, args.max_removed_fraction)
+        except CatalogSearchError as error:
+            log.error("scheduled_build_failed", error=str(error), catalog=str(args.catalog))
+            if args.once:
+                raise
+            return
+        verdict = {"skipped": "Nothing built", "activated": "Activated version",
+                   "held": "Built but did not activate version"}[result.outcome]
+        print(f"{verdict} {result.version}: {'; '.join(result.reasons) or 'passed the promotion gate'}")
+
+    if args.once:
+        run()
+        return 0
+    cron_trigger(args.cron)
+    run_on_schedule(args.cron, run)
     return 0
 
 

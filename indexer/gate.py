@@ -1,0 +1,81 @@
+"""The promotion gate: checks a ready version must pass before a scheduled run activates it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.embedding import Embedder
+from indexer.errors import CatalogError
+
+DEFAULT_MAX_REMOVED_FRACTION = 0.2
+"""A feed that lost more than a fifth of the products is more likely truncated than real."""
+
+
+@dataclass(frozen=True)
+class GoldenQuery:
+    """A query whose expected product ids must all appear in its top `top_k`."""
+
+    query: str
+    expected: list[str]
+    top_k: int = 10
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    reasons: list[str]
+
+    def summary(self) -> str:
+        return "passed the promotion gate" if self.passed else "; ".join(self.reasons)
+
+
+def load_golden_queries(path: Path) -> list[GoldenQuery]:
+    """Read JSON Lines of `{"query": ..., "expected": [ids], "top_k": 10}`.
+
+    Raises `CatalogError` naming the line of an invalid entry.
+    """
+    queries = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise CatalogError(f"cannot read golden queries {path}: {error.strerror}") from error
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            query = GoldenQuery(str(entry["query"]), [str(i) for i in entry["expected"]],
+                                int(entry.get("top_k", 10)))
+        except (ValueError, KeyError, TypeError) as error:
+            raise CatalogError(
+                f"{path} line {number}: expected {{\"query\": str, \"expected\": [ids], "
+                f"\"top_k\": int}} ({error})"
+            ) from error
+        queries.append(query)
+    return queries
+
+
+def check_removed(removed: int, base_count: int | None, max_fraction: float) -> list[str]:
+    """Return a reason when more than `max_fraction` of the base version's products are gone."""
+    if not base_count or removed / base_count <= max_fraction:
+        return []
+    return [f"{removed} of {base_count} products ({removed / base_count:.0%}) were removed, "
+            f"more than the allowed {max_fraction:.0%}"]
+
+
+def check_golden(queries: list[GoldenQuery], embedder: Embedder, index, product_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Return a reason for every golden query whose expected ids are not all in its top k."""
+    if not queries:
+        return []
+    vectors = embedder.encode([query.query for query in queries])
+    reasons = []
+    for query, vector in zip(queries, vectors):
+        k = min(query.top_k, index.ntotal)
+        _, positions = index.search(vector.reshape(1, -1), k)
+        found = [product_ids[p] for p in positions[0] if p >= 0]
+        missing = [product_id for product_id in query.expected if product_id not in found]
+        if missing:
+            reasons.append(f"golden query {query.query!r}: {', '.join(missing)} not in the top {query.top_k}")
+    return reasons
