@@ -58,6 +58,22 @@ class NoRollbackTargetError(CatalogSearchError):
     """The active version has no earlier active version to return to."""
 
 
+class AuthenticationError(CatalogSearchError):
+    """A request to a protected route carries no key or a wrong one."""
+
+
+class AccessDeniedError(CatalogSearchError):
+    """A request reached routes that the settings disable."""
+
+
+class JobNotFoundError(CatalogSearchError):
+    """No reindex job has the requested id."""
+
+
+class ReindexUnavailableError(CatalogSearchError):
+    """A reindex was requested but no catalog source is configured, or one already runs."""
+
+
 class BuildLockedError(CatalogSearchError):
     """Another build holds the build lock."""
 

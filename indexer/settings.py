@@ -68,6 +68,18 @@ class Settings:
     poll_interval_seconds: float = 5.0
     """How often the service checks the database for a newly activated index version."""
 
+    admin_key: str = ""
+    """Key for the `/api/v1/index` admin routes, sent as `X-API-Key`; empty disables them."""
+
+    catalog_path: str = ""
+    """Catalog file the admin reindex route builds; empty disables that route."""
+
+    catalog_columns: str = ""
+    """Column mapping of `catalog_path`, as `--columns` takes it."""
+
+    max_removed_fraction: float = 0.2
+    """Promotion gate of the admin reindex: the share of products a new version may remove."""
+
     log_level: str = "INFO"
     log_format: str = "auto"
     """`json`, `console`, or `auto` (console when standard error is a terminal)."""
@@ -110,6 +122,10 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
         if self.poll_interval_seconds <= 0:
             raise SettingsError(f"{ENV_PREFIX}POLL_INTERVAL_SECONDS must be greater than 0")
+        if not 0 <= self.max_removed_fraction <= 1:
+            raise SettingsError(f"{ENV_PREFIX}MAX_REMOVED_FRACTION must be between 0 and 1")
+        if self.admin_key and len(self.admin_key) < 16:
+            raise SettingsError(f"{ENV_PREFIX}ADMIN_KEY must have at least 16 characters")
         if self.log_format not in ("auto", "json", "console"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or console")
         check_text_template(self.text_template)

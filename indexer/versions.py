@@ -26,6 +26,8 @@ class StoredProducts:
 
     ids: list[str]
     titles: list[str]
+    categories: list[str]
+    brands: list[str]
 
 
 def list_versions(session: Session) -> list[IndexVersion]:
@@ -102,10 +104,12 @@ def rollback(session: Session, source: str) -> IndexVersion:
 
 
 def load_products(session: Session, version: int) -> StoredProducts:
-    """Return the ids and titles of a version's products in FAISS position order."""
+    """Return the ids, titles, categories and brands of a version's products in FAISS
+    position order."""
     rows = session.execute(
-        select(Product.product_id, Product.title)
+        select(Product.product_id, Product.title, Product.category, Product.brand)
         .where(Product.version_id == version)
         .order_by(Product.position)
     ).all()
-    return StoredProducts([row[0] for row in rows], [row[1] for row in rows])
+    columns = list(zip(*rows)) if rows else [(), (), (), ()]
+    return StoredProducts(*(list(column) for column in columns))

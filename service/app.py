@@ -6,14 +6,17 @@ import functools
 from collections.abc import Callable
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from indexer.database import create_database_engine, migrate, session_factory
+from indexer.database import create_database_engine, migrate
 from indexer.embedding import Embedder, load_embedder
 from indexer.settings import Settings
+from service.admin import AdminController
 from service.errors import EXCEPTION_HANDLERS
+from service.playground import playground_routes
 from service.routes import SearchController
 from service.runtime import Runtime
 
@@ -28,11 +31,10 @@ def create_app(settings: Settings | None = None,
     settings = settings or Settings.from_env()
     engine = create_database_engine(settings.database_url)
     migrate(engine)
-    runtime = Runtime(settings, session_factory(engine),
-                      load_model or functools.partial(load_embedder, settings))
+    runtime = Runtime(settings, engine, load_model or functools.partial(load_embedder, settings))
 
     return Litestar(
-        route_handlers=[SearchController],
+        route_handlers=[SearchController, AdminController, *playground_routes()],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[runtime.start],
@@ -44,5 +46,5 @@ def create_app(settings: Settings | None = None,
             description="Semantic product search over a versioned catalog index.",
             path="/docs", render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
-        state={"runtime": runtime},
+        state=State({"runtime": runtime}),
     )

@@ -6,12 +6,14 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 from litestar.status_codes import (
-    HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY,
-    HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 
 from indexer.errors import (
-    CatalogSearchError, IndexNotReadyError, ModelNotReadyError, VersionNotActivatableError,
+    AccessDeniedError, AuthenticationError, BuildLockedError, CatalogSearchError, IndexNotReadyError, JobNotFoundError,
+    ModelNotReadyError, NoRollbackTargetError, ReindexUnavailableError, VersionNotActivatableError,
     VersionNotFoundError,
 )
 
@@ -21,7 +23,13 @@ STATUS_BY_ERROR: dict[type[CatalogSearchError], int] = {
     IndexNotReadyError: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotReadyError: HTTP_503_SERVICE_UNAVAILABLE,
     VersionNotFoundError: HTTP_404_NOT_FOUND,
+    JobNotFoundError: HTTP_404_NOT_FOUND,
     VersionNotActivatableError: HTTP_409_CONFLICT,
+    NoRollbackTargetError: HTTP_409_CONFLICT,
+    ReindexUnavailableError: HTTP_409_CONFLICT,
+    BuildLockedError: HTTP_409_CONFLICT,
+    AuthenticationError: HTTP_401_UNAUTHORIZED,
+    AccessDeniedError: HTTP_403_FORBIDDEN,
 }
 """Status per domain error class; a class not listed here is a bug and becomes a 500."""
 
@@ -62,7 +70,15 @@ def client_error_response(request: Request, error: ClientException) -> Response:
     return Response(body, status_code=error.status_code, headers=error.headers)
 
 
+def internal_error_response(request: Request, error: Exception) -> Response:
+    """Log an unexpected error with its traceback and return a 500 that reveals nothing."""
+    log.exception("unhandled_error", path=request.url.path, error_type=type(error).__name__)
+    body = {"status_code": HTTP_500_INTERNAL_SERVER_ERROR, "detail": "Internal Server Error"}
+    return Response(body, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
 EXCEPTION_HANDLERS = {
+    Exception: internal_error_response,
     ClientException: client_error_response,
     CatalogSearchError: domain_error_response,
     ValidationException: validation_error_response,

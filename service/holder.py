@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer import artifacts, versions
 from indexer.embedding import Embedder
 from indexer.errors import ArtifactError
+from indexer.versions import StoredProducts
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +31,8 @@ class CatalogHit:
 
     product_id: str
     title: str
+    category: str
+    brand: str
     score: float
 
 
@@ -39,13 +42,12 @@ class ServedIndex:
 
     version: int
     index: faiss.Index
-    product_ids: list[str]
-    titles: list[str]
+    products: StoredProducts
     built_at: datetime
 
     @property
     def product_count(self) -> int:
-        return len(self.product_ids)
+        return len(self.products.ids)
 
     def search(self, vectors: np.ndarray, top_k: int) -> list[list[CatalogHit]]:
         """Return up to `top_k` hits per query row of `vectors` (shape (n, d), normalised float32).
@@ -57,11 +59,13 @@ class ServedIndex:
         if k == 0:
             return [[] for _ in range(len(vectors))]
         scores, positions = self.index.search(vectors, k)
+        stored = self.products
         results = []
         for row_scores, row_positions in zip(scores, positions):
             # FAISS pads missing results with position -1, which would index the last product.
             hits = [
-                CatalogHit(self.product_ids[p], self.titles[p], round(float(s), 4))
+                CatalogHit(stored.ids[p], stored.titles[p], stored.categories[p], stored.brands[p],
+                           round(float(s), 4))
                 for s, p in zip(row_scores, row_positions) if p >= 0
             ]
             hits.sort(key=lambda hit: (-hit.score, hit.product_id))
@@ -135,4 +139,4 @@ class IndexHolder:
                 record.id, f"index holds {loaded.index.ntotal} vectors but the database "
                 f"{len(products.ids)} products",
             )
-        return ServedIndex(record.id, loaded.index, products.ids, products.titles, record.created_at)
+        return ServedIndex(record.id, loaded.index, products, record.created_at)

@@ -87,7 +87,7 @@ class SearchController(Controller):
 
         found = search.search_catalog(embedder, served, data.queries, data.top_k)
         results = [
-            SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.score) for hit in hits])
+            SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score) for hit in hits])
             for query, hits in zip(data.queries, found)
         ]
         return SearchResponse(served.version, results)

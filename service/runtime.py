@@ -7,13 +7,18 @@ from collections.abc import Callable
 
 import structlog
 from anyio import to_thread
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
+from indexer import versions
+from indexer.build import BuildContext
+from indexer.database import session_factory
 from indexer.embedding import Embedder
 from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
 from indexer.settings import Settings
+from indexer.schema import IndexVersion
 from service.holder import IndexHolder, ServedIndex
+from service.jobs import ReindexJob, ReindexJobs
 
 log = structlog.get_logger(__name__)
 
@@ -25,10 +30,14 @@ class Runtime:
     until it is loaded.
     """
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
+    def __init__(self, settings: Settings, engine: Engine,
                  load_embedder: Callable[[], Embedder]) -> None:
         self.settings = settings
-        self.holder = IndexHolder(sessions)
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self.holder = IndexHolder(self.sessions)
+        self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
+                                settings.max_removed_fraction)
         self.embedder: Embedder | None = None
         self.model_error: str | None = None
         self._load_embedder = load_embedder
@@ -38,6 +47,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._run()))
 
     async def stop(self) -> None:
+        self.jobs.shutdown()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -57,6 +67,24 @@ class Runtime:
                 "the active index version is not loaded yet or was rejected; see /api/v1/ready"
             )
         return served
+
+    def move_pointer(self, version: int | None) -> IndexVersion:
+        """Activate `version`, or roll back when it is None; blocking, returns the new active record."""
+        with self.sessions.begin() as session:
+            if version is None:
+                record = versions.rollback(session, source="api")
+            else:
+                record = versions.activate(session, version, source="api")
+        log.info("version_activated", index_version=record.id, source="api",
+                 action="rollback" if version is None else "activate")
+        return record
+
+    def start_reindex(self) -> ReindexJob:
+        """Queue a reindex with this process's model; the holder follows a new activation at once."""
+        embedder = self.require_embedder()
+        context = BuildContext(self.engine, self.sessions, lambda: embedder,
+                               self.settings.index_dir, self.settings.text_template)
+        return self.jobs.start(context, on_done=lambda: self.holder.refresh(embedder))
 
     async def _run(self) -> None:
         try:

@@ -64,6 +64,8 @@ class SimilarityResponse(msgspec.Struct, omit_defaults=True):
 class SearchMatch(msgspec.Struct):
     product_id: str
     title: str
+    category: str
+    brand: str
     score: float
 
 

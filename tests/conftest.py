@@ -1,14 +1,29 @@
-"""Fixtures shared by unit and integration tests."""
+"""Fixtures shared by all tests.
+
+Unit tests use only `settings` and `write_csv`. The model, database and server fixtures
+load the real packaged model once per session, and only when a test asks for them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 
+from indexer.build import BuildContext, BuildReport, BuildRequest, build_version
+from indexer.catalog import ColumnMap
+from indexer.database import create_database_engine, migrate, session_factory
+from indexer.embedding import Embedder
 from indexer.settings import Settings
+from service.app import create_app
 
 HEADER = ["id", "title", "description", "category", "brand"]
 
@@ -41,3 +56,80 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole session."""
+    return Embedder(Settings().model)
+
+
+@pytest.fixture
+def engine(settings):
+    engine = create_database_engine(settings.database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    return session_factory(engine)
+
+
+@pytest.fixture
+def build(settings, engine, sessions, embedder) -> Callable[..., BuildReport]:
+    """Build a version from a catalog file with the shared model."""
+    context = BuildContext(engine, sessions, lambda: embedder, settings.index_dir,
+                           settings.text_template)
+
+    def run(catalog: Path, activate: bool = True, skip_invalid: bool = False,
+            columns: ColumnMap | None = None, dry_run: bool = False) -> BuildReport:
+        request = BuildRequest(catalog, columns or ColumnMap(), skip_invalid=skip_invalid,
+                               activate=activate, dry_run=dry_run)
+        return build_version(request, context)
+
+    return run
+
+
+@pytest.fixture
+def serve(embedder) -> Iterator[Callable[[Settings], contextlib.AbstractContextManager[httpx.Client]]]:
+    """Start the real app with uvicorn on a free 127.0.0.1 port; yields an HTTP client."""
+
+    @contextlib.contextmanager
+    def start(settings: Settings, until: Callable[[httpx.Response], bool] | None = None,
+              ) -> Iterator[httpx.Client]:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        app = create_app(settings, load_model=lambda: embedder)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                               access_log=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=120) as client:
+                wait_for(client, until or (lambda response: response.status_code == 200))
+                yield client
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+    yield start
+
+
+def wait_for(client: httpx.Client, condition: Callable[[httpx.Response], bool],
+             attempts: int = 600) -> None:
+    """Poll /ready until its response meets `condition`; fails the test otherwise."""
+    body = None
+    for _ in range(attempts):
+        try:
+            response = client.get("/ready")
+        except httpx.TransportError:
+            time.sleep(0.05)
+            continue
+        if condition(response):
+            return
+        body = response.json()
+        time.sleep(0.05)
+    pytest.fail(f"service never reached the expected state: {body}")

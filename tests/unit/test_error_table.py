@@ -7,8 +7,9 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 
 from indexer.errors import (
-    ArtifactError, IndexNotReadyError, ModelNotReadyError, VersionNotActivatableError,
-    VersionNotFoundError,
+    AccessDeniedError, ArtifactError, AuthenticationError, BuildLockedError, IndexNotReadyError,
+    JobNotFoundError, ModelNotReadyError, NoRollbackTargetError, ReindexUnavailableError,
+    VersionNotActivatableError, VersionNotFoundError,
 )
 from service.errors import EXCEPTION_HANDLERS, STATUS_BY_ERROR
 
@@ -17,6 +18,12 @@ CASES = [
     (ModelNotReadyError("the embedding model is still loading"), 503),
     (VersionNotFoundError(4), 404),
     (VersionNotActivatableError(4, "failed"), 409),
+    (JobNotFoundError("reindex job 5f not found"), 404),
+    (NoRollbackTargetError("version 1 was the first active version"), 409),
+    (ReindexUnavailableError("reindex is not configured"), 409),
+    (BuildLockedError("another build is running"), 409),
+    (AuthenticationError("missing or invalid X-API-Key header"), 401),
+    (AccessDeniedError("the admin API is disabled"), 403),
 ]
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import faiss
 import numpy as np
 
+from indexer.versions import StoredProducts
 from service.holder import ServedIndex
 
 
@@ -13,7 +14,8 @@ def served_with(vectors: list[list[float]], ids: list[str]) -> ServedIndex:
     array /= np.linalg.norm(array, axis=1, keepdims=True)
     index = faiss.IndexFlatIP(array.shape[1])
     index.add(array)
-    return ServedIndex(1, index, ids, [f"title {i}" for i in ids], datetime.now(UTC))
+    products = StoredProducts(ids, [f"title {i}" for i in ids], ["Saws"] * len(ids), ["Acme"] * len(ids))
+    return ServedIndex(1, index, products, datetime.now(UTC))
 
 
 def test_top_k_above_count_returns_all_without_padding():
@@ -54,3 +56,11 @@ def test_one_result_list_per_query():
     results = served.search(np.asarray([[1, 0], [0, 1]], dtype=np.float32), top_k=1)
 
     assert [[hit.product_id for hit in hits] for hits in results] == [["a"], ["b"]]
+
+
+def test_hits_carry_category_and_brand():
+    served = served_with([[1, 0]], ["a"])
+
+    hit = served.search(np.asarray([[1, 0]], dtype=np.float32), top_k=1)[0][0]
+
+    assert (hit.title, hit.category, hit.brand) == ("title a", "Saws", "Acme")
