@@ -37,13 +37,35 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the database to the newest Alembic revision; a no-op when it is current."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database to an Alembic revision, the newest by default; a no-op when current.
+
+    On SQLite all revisions run in one explicit transaction with foreign keys off: batch
+    mode rebuilds a table by dropping it, and Python's sqlite3 module would otherwise commit
+    each DDL statement on its own, so a failure half-way would leave a half-migrated schema.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+            return
+
+        driver = connection.connection.driver_connection
+        isolation = driver.isolation_level
+        # PRAGMA foreign_keys is ignored inside a transaction, so it comes before BEGIN.
+        driver.execute("PRAGMA foreign_keys=OFF")
+        driver.isolation_level = None
+        driver.execute("BEGIN")
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        finally:
+            driver.isolation_level = isolation
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
