@@ -9,7 +9,7 @@ SAMPLE_CATALOG := data/sample_catalog.csv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-test run index-sample serve test clean
+.PHONY: install install-test run index-sample serve lint test clean
 
 # torch is installed alone and pinned first: it is the CPU build that pip finds on this
 # kind of machine, and the project's own `torch>=` bound is then already satisfied.
@@ -39,7 +39,12 @@ index-sample: install
 serve: install
 	$(BIN)/python -m service
 
-test: install-test
+# Lint and type checks run first, so that every `make test` holds them too.
+lint: install-test
+	$(BIN)/ruff check indexer service tests benchmarks migrations
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -47,7 +47,8 @@ def main() -> None:
         version = response.json()["index_version"]
 
     latencies_ms.sort()
-    print("| route | queries/request | top_k | requests | p50 ms | p95 ms | p99 ms | mean ms | index version |")
+    print("| route | queries/request | top_k | requests | p50 ms | p95 ms | p99 ms | mean ms "
+          "| index version |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| /search | {args.queries_per_request} | {args.top_k} | {args.requests} | "
           f"{statistics.median(latencies_ms):.1f} | {percentile(latencies_ms, 0.95):.1f} | "

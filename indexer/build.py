@@ -191,7 +191,7 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
              "title": product.title, "description": product.description,
              "category": product.category, "brand": product.brand,
              "attributes": product.attributes, "text_sha256": digest}
-            for position, (product, digest) in enumerate(zip(catalog.products, hashes))
+            for position, (product, digest) in enumerate(zip(catalog.products, hashes, strict=True))
         ]
         for start in range(0, len(rows), INSERT_BATCH):
             session.execute(insert(Product), rows[start:start + INSERT_BATCH])

@@ -164,7 +164,7 @@ def _read_csv(path: Path, columns: ColumnMap) -> Iterator[Row]:
                 reason = f"has {len(cells)} fields, the header has {len(header)}"
                 yield start, RowProblem(start, reason)
                 continue
-            yield start, dict(zip(header, cells))
+            yield start, dict(zip(header, cells, strict=True)) if cells else {}
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:

@@ -9,22 +9,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import versions
 from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
-from indexer.delta import DeltaPlan
 from indexer.catalog import ColumnMap
-from indexer.embedding import load_embedder
 from indexer.database import create_database_engine, migrate, session_factory
+from indexer.delta import DeltaPlan
+from indexer.embedding import load_embedder
 from indexer.errors import CatalogSearchError, InvalidCatalogError
-from indexer.logs import configure_logging
 from indexer.gate import DEFAULT_MAX_REMOVED_FRACTION, load_golden_queries
+from indexer.logs import configure_logging
 from indexer.retention import prune
 from indexer.schedule import cron_trigger, run_on_schedule, run_scheduled_build
 from indexer.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+Sessions = sessionmaker[Session]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _build(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+def _build(args: argparse.Namespace, settings: Settings, engine: Engine,
+           sessions: Sessions) -> int:
     if args.skip_if_active:
         with sessions() as session:
             active = versions.get_active(session)
@@ -166,12 +171,14 @@ def _print_report(report: BuildReport, catalog: Path) -> None:
     print(f"  encoded:   {len(report.plan.missing)} texts; "
           f"{report.product_count - len(report.plan.missing)} reused a stored vector")
     print(f"  folder:    {report.path}")
-    print(f"  active:    {'yes' if report.activated else 'no; run: python -m indexer activate ' + str(report.version)}")
+    activation = "yes" if report.activated else f"no; run: python -m indexer activate {report.version}"
+    print(f"  active:    {activation}")
     for problem in report.skipped:
         print(f"  skipped {problem}")
 
 
-def _versions(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+def _versions(args: argparse.Namespace, settings: Settings, engine: Engine,
+              sessions: Sessions) -> int:
     with sessions() as session:
         records = versions.list_versions(session)
         active = versions.get_active(session)
@@ -189,7 +196,8 @@ def _versions(args: argparse.Namespace, settings: Settings, engine, sessions) ->
     return 0
 
 
-def _activate(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+def _activate(args: argparse.Namespace, settings: Settings, engine: Engine,
+              sessions: Sessions) -> int:
     with sessions.begin() as session:
         record = versions.activate(session, args.version, source="cli")
         print(f"Version {record.id} is now active ({record.product_count} products). "
@@ -197,7 +205,8 @@ def _activate(args: argparse.Namespace, settings: Settings, engine, sessions) ->
     return 0
 
 
-def _rollback(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+def _rollback(args: argparse.Namespace, settings: Settings, engine: Engine,
+              sessions: Sessions) -> int:
     with sessions.begin() as session:
         record = versions.rollback(session, source="cli")
         print(f"Rolled back: version {record.id} is active again ({record.product_count} products). "
@@ -205,7 +214,8 @@ def _rollback(args: argparse.Namespace, settings: Settings, engine, sessions) ->
     return 0
 
 
-def _schedule(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+def _schedule(args: argparse.Namespace, settings: Settings, engine: Engine,
+              sessions: Sessions) -> int:
     if not args.once and not args.cron:
         print("error: give --cron EXPRESSION, or --once to run a single time", file=sys.stderr)
         return 2
@@ -238,7 +248,8 @@ def _schedule(args: argparse.Namespace, settings: Settings, engine, sessions) ->
     return 0
 
 
-def _prune(args: argparse.Namespace, settings: Settings, engine, sessions) -> int:  # type: ignore[no-untyped-def]
+def _prune(args: argparse.Namespace, settings: Settings, engine: Engine,
+           sessions: Sessions) -> int:
     if args.keep < 0:
         print("error: --keep must be 0 or more", file=sys.stderr)
         return 2

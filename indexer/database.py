@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -27,7 +28,7 @@ def create_database_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _configure(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _configure(connection: Any, _record: Any) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -53,7 +54,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                 command.upgrade(config, revision)
             return
 
-        driver = connection.connection.driver_connection
+        driver: Any = connection.connection.driver_connection
         isolation = driver.isolation_level
         # PRAGMA foreign_keys is ignored inside a transaction, so it comes before BEGIN.
         driver.execute("PRAGMA foreign_keys=OFF")

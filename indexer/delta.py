@@ -51,7 +51,7 @@ def plan_delta(session: Session, ids: list[str], hashes: list[str], fingerprint:
     stored = _stored_hashes(session, base.id) if base else {}
 
     new = sum(product_id not in stored for product_id in ids)
-    unchanged = sum(stored.get(product_id) == digest for product_id, digest in zip(ids, hashes))
+    unchanged = sum(stored.get(product_id) == digest for product_id, digest in zip(ids, hashes, strict=True))
     changed = len(ids) - new - unchanged
     removed = len(set(stored) - set(ids))
 

@@ -53,9 +53,11 @@ class Embedder:
         self.name = path.name if path.name != "model" else path.parent.name
         self.batch_size = batch_size
         # sentence-transformers 5.2 renamed the method; older releases only have the old name.
-        dimension = getattr(self._model, "get_embedding_dimension", None)
-        dimension = dimension or self._model.get_sentence_embedding_dimension
-        self.dimension = int(dimension())
+        dimension_of = getattr(self._model, "get_embedding_dimension", None)
+        dimension = (dimension_of or self._model.get_sentence_embedding_dimension)()
+        if dimension is None or self._model.max_seq_length is None:
+            raise ModelLoadError(f"the model in {path} reports no embedding dimension or maximum length")
+        self.dimension = int(dimension)
         self.max_seq_length = int(self._model.max_seq_length)
         self.fingerprint = fingerprint_model(path)
         self._lock = threading.Lock()

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
+
 from indexer.embedding import Embedder
 from indexer.errors import CatalogError
 
@@ -65,13 +67,14 @@ def check_removed(removed: int, base_count: int | None, max_fraction: float) -> 
             f"more than the allowed {max_fraction:.0%}"]
 
 
-def check_golden(queries: list[GoldenQuery], embedder: Embedder, index, product_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def check_golden(queries: list[GoldenQuery], embedder: Embedder, index: faiss.Index,
+                 product_ids: list[str]) -> list[str]:
     """Return a reason for every golden query whose expected ids are not all in its top k."""
     if not queries:
         return []
     vectors = embedder.encode([query.query for query in queries])
     reasons = []
-    for query, vector in zip(queries, vectors):
+    for query, vector in zip(queries, vectors, strict=True):
         k = min(query.top_k, index.ntotal)
         _, positions = index.search(vector.reshape(1, -1), k)
         found = [product_ids[p] for p in positions[0] if p >= 0]

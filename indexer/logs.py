@@ -17,7 +17,7 @@ def configure_logging(level: str = "INFO", format: str = "auto") -> None:
     """Route structlog and the standard library's logging through one renderer on stderr."""
     console = format == "console" or (format == "auto" and sys.stderr.isatty())
     renderer = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
-    shared = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -111,5 +111,5 @@ def load_products(session: Session, version: int) -> StoredProducts:
         .where(Product.version_id == version)
         .order_by(Product.position)
     ).all()
-    columns = list(zip(*rows)) if rows else [(), (), (), ()]
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
     return StoredProducts(*(list(column) for column in columns))

@@ -6,14 +6,27 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 from litestar.status_codes import (
-    HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND,
-    HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
 from indexer.errors import (
-    AccessDeniedError, AuthenticationError, BuildLockedError, CatalogSearchError, IndexNotReadyError, JobNotFoundError,
-    ModelNotReadyError, NoRollbackTargetError, ReindexUnavailableError, VersionNotActivatableError,
+    AccessDeniedError,
+    AuthenticationError,
+    BuildLockedError,
+    CatalogSearchError,
+    IndexNotReadyError,
+    JobNotFoundError,
+    ModelNotReadyError,
+    NoRollbackTargetError,
+    ReindexUnavailableError,
+    VersionNotActivatableError,
     VersionNotFoundError,
 )
 

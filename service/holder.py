@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer import artifacts, versions
 from indexer.embedding import Embedder
 from indexer.errors import ArtifactError
+from indexer.schema import IndexVersion
 from indexer.versions import StoredProducts
 
 log = structlog.get_logger(__name__)
@@ -61,12 +62,12 @@ class ServedIndex:
         scores, positions = self.index.search(vectors, k)
         stored = self.products
         results = []
-        for row_scores, row_positions in zip(scores, positions):
+        for row_scores, row_positions in zip(scores, positions, strict=True):
             # FAISS pads missing results with position -1, which would index the last product.
             hits = [
                 CatalogHit(stored.ids[p], stored.titles[p], stored.categories[p], stored.brands[p],
                            round(float(s), 4))
-                for s, p in zip(row_scores, row_positions) if p >= 0
+                for s, p in zip(row_scores, row_positions, strict=True) if p >= 0
             ]
             hits.sort(key=lambda hit: (-hit.score, hit.product_id))
             results.append(hits)
@@ -122,13 +123,15 @@ class IndexHolder:
         served = self.current is not None and self.current.version == version
         return served or (self.rejected is not None and self.rejected.version == version)
 
-    def _load(self, session: Session, record, embedder: Embedder) -> ServedIndex:  # type: ignore[no-untyped-def]
+    def _load(self, session: Session, record: IndexVersion, embedder: Embedder) -> ServedIndex:
         if record.model_fingerprint != embedder.fingerprint or record.dimension != embedder.dimension:
             raise ArtifactError(
                 record.id, f"built with model {record.model_name} ({record.model_fingerprint[:12]}, "
                 f"{record.dimension} dimensions), but the service runs {embedder.name} "
                 f"({embedder.fingerprint[:12]}, {embedder.dimension} dimensions)",
             )
+        if record.artifact_path is None or record.artifact_checksum is None:
+            raise ArtifactError(record.id, "the database records no artifact folder or checksum")
         loaded = artifacts.read_version(Path(record.artifact_path), record.id, record.artifact_checksum)
         if loaded.manifest["model"]["fingerprint"] != embedder.fingerprint:
             raise ArtifactError(record.id, "manifest names another model than the database")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ class ReindexJobs:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex")
         self._lock = threading.Lock()
 
-    def start(self, context: BuildContext, on_done) -> ReindexJob:  # type: ignore[no-untyped-def]
+    def start(self, context: BuildContext, on_done: Callable[[], None]) -> ReindexJob:
         """Queue a reindex of the configured catalog; `on_done` runs after a success.
 
         Raises `ReindexUnavailableError` when no catalog is configured or a job is unfinished.
@@ -77,7 +78,7 @@ class ReindexJobs:
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self, job: ReindexJob, context: BuildContext, on_done) -> None:  # type: ignore[no-untyped-def]
+    def _run(self, job: ReindexJob, context: BuildContext, on_done: Callable[[], None]) -> None:
         job.state = "running"
         request = BuildRequest(Path(self.catalog_path), ColumnMap.parse(self.columns))
         try:
@@ -85,7 +86,7 @@ class ReindexJobs:
         except CatalogSearchError as error:
             job.state, job.error = "failed", str(error)
             log.error("reindex_failed", job_id=job.id, error=str(error))
-        except Exception as error:  # noqa: BLE001 - a job thread must record every failure
+        except Exception as error:
             job.state, job.error = "failed", f"internal error: {type(error).__name__}"
             log.exception("reindex_crashed", job_id=job.id)
         else:

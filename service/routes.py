@@ -11,10 +11,20 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from service import search
 from service.runtime import Runtime
 from service.schemas import (
-    ErrorBody, Health, Match, QueryMatches, Readiness, SearchMatch, SearchRequest, SearchResponse,
-    SearchResult, SimilarityRequest, SimilarityResponse, check_texts, check_top_k,
+    ErrorBody,
+    Health,
+    Match,
+    QueryMatches,
+    Readiness,
+    SearchMatch,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    SimilarityRequest,
+    SimilarityResponse,
+    check_texts,
+    check_top_k,
 )
-
 
 INVALID = ResponseSpec(ErrorBody, description="Invalid request: the body names each invalid field")
 UNAVAILABLE = ResponseSpec(ErrorBody, description="The model or the active index is not loaded")
@@ -54,7 +64,8 @@ class SearchController(Controller):
 
     @post("/similarity", status_code=HTTP_200_OK, sync_to_thread=True,
           responses={422: INVALID, 503: UNAVAILABLE})
-    def similarity(self, data: JSONBody[SimilarityRequest], runtime: NamedDependency[Runtime]) -> SimilarityResponse:
+    def similarity(self, data: JSONBody[SimilarityRequest],
+                   runtime: NamedDependency[Runtime]) -> SimilarityResponse:
         """Match each query against the posted `products`, or against the active catalog."""
         settings = runtime.settings
         check_texts("text", data.text, settings.max_queries, settings)
@@ -66,13 +77,13 @@ class SearchController(Controller):
         if data.products is not None:
             ranked = search.match_products(embedder, data.text, data.products, data.top_k)
             results = [QueryMatches(query, [Match(hit.text, hit.score) for hit in hits])
-                       for query, hits in zip(data.text, ranked)]
+                       for query, hits in zip(data.text, ranked, strict=True)]
             return SimilarityResponse(results[0].query, results[0].matches, results)
 
         served = runtime.require_index()
         found = search.search_catalog(embedder, served, data.text, data.top_k)
         results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id) for hit in hits])
-                   for query, hits in zip(data.text, found)]
+                   for query, hits in zip(data.text, found, strict=True)]
         return SimilarityResponse(results[0].query, results[0].matches, results, served.version)
 
     @post("/search", status_code=HTTP_200_OK, sync_to_thread=True,
@@ -87,7 +98,8 @@ class SearchController(Controller):
 
         found = search.search_catalog(embedder, served, data.queries, data.top_k)
         results = [
-            SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score) for hit in hits])
-            for query, hits in zip(data.queries, found)
+            SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score)
+                                 for hit in hits])
+            for query, hits in zip(data.queries, found, strict=True)
         ]
         return SearchResponse(served.version, results)

@@ -15,8 +15,8 @@ from indexer.build import BuildContext
 from indexer.database import session_factory
 from indexer.embedding import Embedder
 from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
-from indexer.settings import Settings
 from indexer.schema import IndexVersion
+from indexer.settings import Settings
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
 

@@ -1,7 +1,7 @@
 """Create index versions, their products and the active pointer.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-12-04
 """
 

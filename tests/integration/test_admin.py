@@ -111,7 +111,7 @@ def test_reindex_without_catalog_is_409(admin_settings, serve):
 
 def test_reindex_job_builds_and_activates(admin_settings, serve, build, write_csv):
     build(write_csv(renamed("A"), name="a.csv"))
-    source = write_csv(renamed("A")[:5] + [["A-9", "Pipe Wrench 14 in.", "Wrench for pipes", "", ""]],
+    source = write_csv([*renamed("A")[:5], ["A-9", "Pipe Wrench 14 in.", "Wrench for pipes", "", ""]],
                        name="feed.csv")
     configured = dataclasses.replace(admin_settings, catalog_path=str(source))
 

@@ -82,7 +82,7 @@ def test_similarity_ad_hoc_puts_circular_saw_first(catalog_client):
     assert response.status_code == 200
     body = response.json()
     assert body["query"] == "What can I use to cut wood?"
-    assert [match["product"] for match in body["matches"]][0] == README_PRODUCTS[0]
+    assert body["matches"][0]["product"] == README_PRODUCTS[0]
     assert len(body["matches"]) == 2
     assert body["results"] == [{"query": body["query"], "matches": body["matches"]}]
     assert "index_version" not in body
@@ -200,7 +200,8 @@ def test_invalid_body_is_422_naming_field(catalog_client, route, body, key):
 
 
 def test_malformed_json_is_400(catalog_client):
-    response = catalog_client.post("/search", content=b'{"queries": [', headers={"content-type": "application/json"})
+    response = catalog_client.post("/search", content=b'{"queries": [',
+                                   headers={"content-type": "application/json"})
 
     assert response.status_code == 400
     assert response.json()["detail"] == "the request body is not valid JSON: Input data was truncated"
@@ -256,6 +257,6 @@ def test_concurrent_encodes_all_succeed(catalog_client):
 
 
 def test_openapi_schema_lists_routes(catalog_client):
-    schema = catalog_client.get("http://127.0.0.1:%d/docs/openapi.json" % catalog_client.base_url.port).json()
+    schema = catalog_client.get(f"http://127.0.0.1:{catalog_client.base_url.port}/docs/openapi.json").json()
 
     assert {"/api/v1/search", "/api/v1/similarity", "/api/v1/health", "/api/v1/ready"} <= set(schema["paths"])

@@ -64,7 +64,8 @@ def test_unchanged_catalog_encodes_nothing(build, write_csv, embedder, monkeypat
     build(catalog)
     calls = []
     original = embedder.encode
-    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw))
+    monkeypatch.setattr(embedder, "encode",
+                        lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw))
 
     report = build(catalog)
 

@@ -105,12 +105,12 @@ def test_golden_file_error_names_line(tmp_path):
     path = tmp_path / "golden.jsonl"
     path.write_text('{"query": "saw"}\n', encoding="utf-8")
 
-    with pytest.raises(CatalogError, match="golden.jsonl line 1"):
+    with pytest.raises(CatalogError, match=r"golden\.jsonl line 1"):
         load_golden_queries(path)
 
 
 def test_invalid_cron_is_rejected():
-    with pytest.raises(CatalogError, match="invalid cron expression '61 \\* \\* \\* \\*'"):
+    with pytest.raises(CatalogError, match=r"invalid cron expression '61 \* \* \* \*'"):
         cron_trigger("61 * * * *")
 
 

@@ -50,7 +50,7 @@ def test_flipped_byte_is_rejected(published):
     data[-1] ^= 0xFF
     (path / "index.faiss").write_bytes(bytes(data))
 
-    with pytest.raises(ArtifactError, match="index.faiss checksum or size does not match"):
+    with pytest.raises(ArtifactError, match=r"index\.faiss checksum or size does not match"):
         artifacts.read_version(path, 7, checksum)
 
 
@@ -67,7 +67,7 @@ def test_missing_index_is_rejected(published):
     path, checksum = published
     (path / "index.faiss").unlink()
 
-    with pytest.raises(ArtifactError, match="index.faiss is missing"):
+    with pytest.raises(ArtifactError, match=r"index\.faiss is missing"):
         artifacts.read_version(path, 7, checksum)
 
 
@@ -77,7 +77,7 @@ def test_edited_manifest_is_rejected(published):
     manifest["products"]["count"] = 6
     (path / "manifest.json").write_text(json.dumps(manifest))
 
-    with pytest.raises(ArtifactError, match="manifest.json checksum does not match the database"):
+    with pytest.raises(ArtifactError, match=r"manifest\.json checksum does not match the database"):
         artifacts.read_version(path, 7, checksum)
 
 

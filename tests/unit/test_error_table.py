@@ -7,9 +7,17 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 
 from indexer.errors import (
-    AccessDeniedError, ArtifactError, AuthenticationError, BuildLockedError, IndexNotReadyError,
-    JobNotFoundError, ModelNotReadyError, NoRollbackTargetError, ReindexUnavailableError,
-    VersionNotActivatableError, VersionNotFoundError,
+    AccessDeniedError,
+    ArtifactError,
+    AuthenticationError,
+    BuildLockedError,
+    IndexNotReadyError,
+    JobNotFoundError,
+    ModelNotReadyError,
+    NoRollbackTargetError,
+    ReindexUnavailableError,
+    VersionNotActivatableError,
+    VersionNotFoundError,
 )
 from service.errors import EXCEPTION_HANDLERS, STATUS_BY_ERROR
 
