@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
@@ -29,6 +29,8 @@ class ScheduledRun:
     outcome: str
     version: int | None
     reasons: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per build stage; empty when nothing was built."""
 
 
 def run_scheduled_build(request: BuildRequest, context: BuildContext, golden: list[GoldenQuery],
@@ -60,9 +62,9 @@ def run_scheduled_build(request: BuildRequest, context: BuildContext, golden: li
             versions.activate(session, report.version, source="scheduler")
     if reasons:
         log.warning("promotion_rejected", index_version=report.version, reasons=reasons)
-        return ScheduledRun("held", report.version, reasons)
+        return ScheduledRun("held", report.version, reasons, report.timings)
     log.info("version_activated", index_version=report.version, source="scheduler")
-    return ScheduledRun("activated", report.version, [])
+    return ScheduledRun("activated", report.version, [], report.timings)
 
 
 def _gate(report: BuildReport, context: BuildContext, golden: list[GoldenQuery],

@@ -5,19 +5,21 @@ Alembic owns this schema (see `migrations/`); a change here needs a new revision
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Integer,
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -35,6 +37,18 @@ STATUSES = ("building", "ready", "failed", "retired")
 the active pointer names, so the two can never disagree."""
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database; SQLite returns naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -49,8 +63,8 @@ class IndexVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="building")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     model_name: Mapped[str] = mapped_column(String(200))
     model_fingerprint: Mapped[str] = mapped_column(String(64))
     dimension: Mapped[int] = mapped_column(Integer)
@@ -111,7 +125,7 @@ class Activation(Base):
     action: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(32))
     """Who moved the pointer: `cli`, `api`, `build` or `scheduler`."""
-    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ActiveIndex(Base):
@@ -122,4 +136,4 @@ class ActiveIndex(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     version_id: Mapped[int] = mapped_column(ForeignKey("index_versions.id"))
-    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -68,6 +68,9 @@ class Settings:
     poll_interval_seconds: float = 5.0
     """How often the service checks the database for a newly activated index version."""
 
+    low_score_threshold: float = 0.3
+    """Best scores under this count as low in `catalog_search_low_score_queries_total`."""
+
     admin_key: str = ""
     """Key for the `/api/v1/index` admin routes, sent as `X-API-Key`; empty disables them."""
 

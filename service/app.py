@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from indexer.database import create_database_engine, migrate
 from indexer.embedding import Embedder, load_embedder
@@ -17,8 +18,15 @@ from indexer.settings import Settings
 from service.admin import AdminController
 from service.errors import EXCEPTION_HANDLERS
 from service.playground import playground_routes
+from service.request_id import RequestIdMiddleware
 from service.routes import SearchController
 from service.runtime import Runtime
+
+
+class MetricsController(PrometheusController):
+    """Prometheus exposition of Litestar's request metrics and the service's own."""
+
+    path = "/metrics"
 
 
 def create_app(settings: Settings | None = None,
@@ -33,8 +41,11 @@ def create_app(settings: Settings | None = None,
     migrate(engine)
     runtime = Runtime(settings, engine, load_model or functools.partial(load_embedder, settings))
 
+    prometheus = PrometheusConfig(app_name="catalog-search", prefix="catalog_search_http",
+                                  group_path=True, exclude=[MetricsController.path])
     return Litestar(
-        route_handlers=[SearchController, AdminController, *playground_routes()],
+        route_handlers=[SearchController, AdminController, MetricsController, *playground_routes()],
+        middleware=[RequestIdMiddleware(), prometheus.middleware],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[runtime.start],

@@ -21,6 +21,7 @@ from indexer.build import BuildContext, BuildRequest
 from indexer.catalog import ColumnMap
 from indexer.errors import CatalogSearchError, JobNotFoundError, ReindexUnavailableError
 from indexer.schedule import run_scheduled_build
+from service import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -85,11 +86,16 @@ class ReindexJobs:
             result = run_scheduled_build(request, context, [], self.max_removed_fraction)
         except CatalogSearchError as error:
             job.state, job.error = "failed", str(error)
+            metrics.BUILDS.labels("failed").inc()
             log.error("reindex_failed", job_id=job.id, error=str(error))
-        except Exception as error:
+        except Exception as error:  # a job thread must record every failure, bugs included
             job.state, job.error = "failed", f"internal error: {type(error).__name__}"
+            metrics.BUILDS.labels("failed").inc()
             log.exception("reindex_crashed", job_id=job.id)
         else:
+            metrics.BUILDS.labels(result.outcome).inc()
+            for stage, seconds in result.timings.items():
+                metrics.BUILD_STAGE_SECONDS.labels(stage.removesuffix("_seconds")).observe(seconds)
             job.state, job.outcome = "succeeded", result.outcome
             job.version, job.reasons = result.version, result.reasons
             log.info("reindex_finished", job_id=job.id, outcome=result.outcome,

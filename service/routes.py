@@ -81,7 +81,8 @@ class SearchController(Controller):
             return SimilarityResponse(results[0].query, results[0].matches, results)
 
         served = runtime.require_index()
-        found = search.search_catalog(embedder, served, data.text, data.top_k)
+        found = search.search_catalog(embedder, served, data.text, data.top_k,
+                                      settings.low_score_threshold)
         results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id) for hit in hits])
                    for query, hits in zip(data.text, found, strict=True)]
         return SimilarityResponse(results[0].query, results[0].matches, results, served.version)
@@ -96,7 +97,8 @@ class SearchController(Controller):
         embedder = runtime.require_embedder()
         served = runtime.require_index()
 
-        found = search.search_catalog(embedder, served, data.queries, data.top_k)
+        found = search.search_catalog(embedder, served, data.queries, data.top_k,
+                                      settings.low_score_threshold)
         results = [
             SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score)
                                  for hit in hits])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import structlog
 from anyio import to_thread
@@ -17,6 +18,7 @@ from indexer.embedding import Embedder
 from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
 from indexer.schema import IndexVersion
 from indexer.settings import Settings
+from service import metrics
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
 
@@ -84,7 +86,11 @@ class Runtime:
         embedder = self.require_embedder()
         context = BuildContext(self.engine, self.sessions, lambda: embedder,
                                self.settings.index_dir, self.settings.text_template)
-        return self.jobs.start(context, on_done=lambda: self.holder.refresh(embedder))
+        def on_done() -> None:
+            self.holder.refresh(embedder)
+            self.export_served_version()
+
+        return self.jobs.start(context, on_done)
 
     async def _run(self) -> None:
         try:
@@ -105,3 +111,16 @@ class Runtime:
             await to_thread.run_sync(self.holder.refresh, self.embedder)
         except SQLAlchemyError as error:
             log.error("refresh_failed", error=str(error))
+        self.export_served_version()
+
+    def export_served_version(self) -> None:
+        """Set the gauges of the served version; the age gauge reads the holder at scrape time."""
+        served = self.holder.current
+        if served is None:
+            return
+        metrics.ACTIVE_VERSION.set(served.version)
+        metrics.ACTIVE_PRODUCTS.set(served.product_count)
+        holder = self.holder
+        metrics.ACTIVE_AGE.set_function(
+            lambda: (datetime.now(UTC) - holder.current.built_at).total_seconds() if holder.current else 0.0
+        )

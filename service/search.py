@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.embedding import Embedder
+from service import metrics
 from service.holder import CatalogHit, ServedIndex
 
 
@@ -25,9 +26,15 @@ class AdHocHit:
 
 
 def search_catalog(embedder: Embedder, served: ServedIndex, queries: Sequence[str],
-                   top_k: int) -> list[list[CatalogHit]]:
-    """Return the `top_k` best stored products per query, from one served version."""
-    return served.search(embedder.encode(queries), top_k)
+                   top_k: int, low_score_threshold: float) -> list[list[CatalogHit]]:
+    """Return the `top_k` best stored products per query, from one served version.
+
+    Each query's best score feeds the drift metrics, with `low_score_threshold`.
+    """
+    results = served.search(metrics.timed_encode(embedder, queries), top_k)
+    metrics.record_best_scores([hits[0].score if hits else None for hits in results],
+                               low_score_threshold)
+    return results
 
 
 def match_products(embedder: Embedder, queries: Sequence[str], products: Sequence[str],
@@ -38,7 +45,7 @@ def match_products(embedder: Embedder, queries: Sequence[str], products: Sequenc
     products' order in the request.
     """
     unique = list(dict.fromkeys([*queries, *products]))
-    vectors = embedder.encode(unique)
+    vectors = metrics.timed_encode(embedder, unique)
     row = {text: number for number, text in enumerate(unique)}
     query_vectors = vectors[[row[text] for text in queries]]
     product_vectors = vectors[[row[text] for text in products]]

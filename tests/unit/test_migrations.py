@@ -3,11 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
 from indexer import versions
 from indexer.database import create_database_engine, migrate, session_factory
+from indexer.schema import Base
 
 
 def test_upgrade_keeps_existing_versions(settings):
@@ -50,4 +53,15 @@ def test_failed_upgrade_changes_nothing(settings):
     assert "activations" not in tables
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    engine.dispose()
+
+
+def test_models_match_migrations(settings):
+    engine = create_database_engine(settings.database_url)
+    migrate(engine)
+
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+    assert differences == []
     engine.dispose()
