@@ -120,7 +120,8 @@ def build_version(request: BuildRequest, context: BuildContext) -> BuildReport |
         step = time.perf_counter()
         embedder = context.load_embedder()
         with context.sessions() as session:
-            plan = plan_delta(session, [p.id for p in catalog.products], hashes, embedder.fingerprint)
+            plan = plan_delta(session, context.index_dir, [p.id for p in catalog.products], hashes,
+                              embedder.fingerprint)
         timings["plan_seconds"] = time.perf_counter() - step
         if request.dry_run:
             return _dry_run(plan, texts, embedder)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import versions
+from indexer.backup import backup, restore
 from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
 from indexer.catalog import ColumnMap
 from indexer.database import create_database_engine, migrate, session_factory
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)
+        if args.command is _restore:
+            # Restore needs the destination without a database, so it opens none first.
+            return _restore(args, settings)
         engine = create_database_engine(settings.database_url)
         migrate(engine)
         return int(args.command(args, settings, engine, session_factory(engine)))
@@ -115,6 +119,16 @@ def _parser() -> argparse.ArgumentParser:
                           help="hold a version that removes more than this fraction of the "
                                "active version's products (default: %(default)s)")
     schedule.set_defaults(command=_schedule)
+
+    save = commands.add_parser(
+        "backup", help="copy the SQLite database and the ready versions into a new folder")
+    save.add_argument("--to", type=Path, required=True, help="backup folder, new or empty")
+    save.set_defaults(command=_backup)
+
+    load = commands.add_parser(
+        "restore", help="restore a backup folder into an empty data folder")
+    load.add_argument("--from", dest="source", type=Path, required=True, help="backup folder")
+    load.set_defaults(command=_restore)
 
     upgrade = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     upgrade.set_defaults(command=lambda args, settings, engine, sessions: 0)
@@ -245,6 +259,21 @@ def _schedule(args: argparse.Namespace, settings: Settings, engine: Engine,
         return 0
     cron_trigger(args.cron)
     run_on_schedule(args.cron, run)
+    return 0
+
+
+def _backup(args: argparse.Namespace, settings: Settings, engine: Engine,
+            sessions: Sessions) -> int:
+    report = backup(engine, sessions, settings.index_dir, args.to)
+    print(f"Backed up the database and versions {', '.join(map(str, report.versions)) or 'none'} "
+          f"(active: {report.active}) to {report.folder}")
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    report = restore(args.source, settings.database_url, settings.index_dir)
+    print(f"Restored versions {', '.join(map(str, report.versions)) or 'none'} "
+          f"(active: {report.active}) into {settings.data_dir}; the active version's files verified")
     return 0
 
 

@@ -44,7 +44,8 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def plan_delta(session: Session, ids: list[str], hashes: list[str], fingerprint: str) -> DeltaPlan:
+def plan_delta(session: Session, index_dir: Path, ids: list[str], hashes: list[str],
+               fingerprint: str) -> DeltaPlan:
     """Compare a catalog (ids and text hashes in catalog order) with the stored versions."""
     active = versions.get_active(session)
     base = active.version if active else None
@@ -56,7 +57,7 @@ def plan_delta(session: Session, ids: list[str], hashes: list[str], fingerprint:
     removed = len(set(stored) - set(ids))
 
     source = base if base and base.model_fingerprint == fingerprint else _newest_ready(session, fingerprint)
-    reused = _load_vectors(session, source, set(hashes)) if source else {}
+    reused = _load_vectors(session, index_dir, source, set(hashes)) if source else {}
     missing = [position for position, digest in enumerate(hashes) if digest not in reused]
     return DeltaPlan(base.id if base else None, new, changed, unchanged, removed, reused, missing)
 
@@ -76,11 +77,12 @@ def _newest_ready(session: Session, fingerprint: str) -> IndexVersion | None:
     ).first()
 
 
-def _load_vectors(session: Session, source: IndexVersion, wanted: set[str]) -> dict[str, np.ndarray]:
+def _load_vectors(session: Session, index_dir: Path, source: IndexVersion,
+                  wanted: set[str]) -> dict[str, np.ndarray]:
     """Read the source version's vectors for the wanted hashes; empty when its files fail checks."""
     try:
-        loaded = artifacts.read_version(Path(source.artifact_path or ""), source.id,
-                                        source.artifact_checksum or "")
+        loaded = artifacts.read_version(index_dir / artifacts.version_folder_name(source.id),
+                                        source.id, source.artifact_checksum or "")
     except ArtifactError as error:
         log.warning("delta_source_rejected", index_version=source.id, reason=error.reason)
         return {}

@@ -74,6 +74,10 @@ class ReindexUnavailableError(CatalogSearchError):
     """A reindex was requested but no catalog source is configured, or one already runs."""
 
 
+class BackupError(CatalogSearchError):
+    """A backup or restore cannot run: wrong database kind, or a folder that is not empty."""
+
+
 class BuildLockedError(CatalogSearchError):
     """Another build holds the build lock."""
 

@@ -77,6 +77,9 @@ class IndexVersion(Base):
     source_path: Mapped[str] = mapped_column(Text)
     source_checksum: Mapped[str] = mapped_column(String(64))
     artifact_path: Mapped[str | None] = mapped_column(Text)
+    """Where the build wrote the folder, for operators. Readers look for the folder named
+    after the version in their own index folder, so that a restored or remounted data
+    folder works wherever it lies."""
     artifact_checksum: Mapped[str | None] = mapped_column(String(64))
     """SHA-256 of the manifest, which itself holds the checksum of every artifact file."""
     build_seconds: Mapped[float | None] = mapped_column(Float)

@@ -85,8 +85,9 @@ class Rejection:
 class IndexHolder:
     """Follows the database's active pointer and keeps the matching `ServedIndex`."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], index_dir: Path) -> None:
         self.sessions = sessions
+        self.index_dir = index_dir
         self.current: ServedIndex | None = None
         self.rejected: Rejection | None = None
         self.active_exists = False
@@ -130,9 +131,10 @@ class IndexHolder:
                 f"{record.dimension} dimensions), but the service runs {embedder.name} "
                 f"({embedder.fingerprint[:12]}, {embedder.dimension} dimensions)",
             )
-        if record.artifact_path is None or record.artifact_checksum is None:
-            raise ArtifactError(record.id, "the database records no artifact folder or checksum")
-        loaded = artifacts.read_version(Path(record.artifact_path), record.id, record.artifact_checksum)
+        if record.artifact_checksum is None:
+            raise ArtifactError(record.id, "the database records no artifact checksum")
+        folder = self.index_dir / artifacts.version_folder_name(record.id)
+        loaded = artifacts.read_version(folder, record.id, record.artifact_checksum)
         if loaded.manifest["model"]["fingerprint"] != embedder.fingerprint:
             raise ArtifactError(record.id, "manifest names another model than the database")
 

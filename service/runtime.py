@@ -37,7 +37,7 @@ class Runtime:
         self.settings = settings
         self.engine = engine
         self.sessions = session_factory(engine)
-        self.holder = IndexHolder(self.sessions)
+        self.holder = IndexHolder(self.sessions, settings.index_dir)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
         self.embedder: Embedder | None = None
