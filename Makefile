@@ -43,6 +43,7 @@ serve: install
 lint: install-test
 	$(BIN)/ruff check indexer service tests benchmarks migrations
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 test: lint
 	$(BIN)/python -m pytest
