@@ -109,6 +109,8 @@ def load_catalog(
     """
     path = Path(path)
     columns = columns or ColumnMap()
+    if path.is_dir():
+        raise CatalogError(f"{path} is a folder; pass the catalog file inside it")
     if not path.is_file():
         raise CatalogError(f"catalog file not found: {path}")
 
@@ -116,7 +118,7 @@ def load_catalog(
     if format not in ("csv", "jsonl"):
         raise CatalogError(
             f"cannot tell the format of {path}: use a .csv, .jsonl or .ndjson file, "
-            "or pass the format explicitly"
+            "or pass --format csv or --format jsonl"
         )
 
     rows = _read_csv(path, columns) if format == "csv" else _read_jsonl(path)
@@ -143,6 +145,11 @@ def _read_csv(path: Path, columns: ColumnMap) -> Iterator[Row]:
                 raise CatalogError(
                     f"{path}: required column {columns.column(name)!r} (field {name}) is "
                     f"not in the header {header}; map it with --columns {name}=COLUMN"
+                )
+        for name, column in columns.columns.items():
+            if column not in header:
+                raise CatalogError(
+                    f"{path}: column {column!r}, mapped to field {name}, is not in the header {header}"
                 )
 
         line = reader.line_num
@@ -179,7 +186,7 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
                 yield line, {}
                 continue
             try:
-                values = json.loads(text)
+                values = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as error:
                 yield line, RowProblem(line, f"invalid JSON: {error.msg} at column {error.colno}")
                 continue

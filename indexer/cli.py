@@ -20,7 +20,7 @@ from indexer.catalog import ColumnMap
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.delta import DeltaPlan
 from indexer.embedding import load_embedder
-from indexer.errors import CatalogSearchError, InvalidCatalogError
+from indexer.errors import CatalogError, CatalogSearchError, InvalidCatalogError
 from indexer.gate import DEFAULT_MAX_REMOVED_FRACTION, load_golden_queries
 from indexer.logs import configure_logging
 from indexer.retention import prune
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="embed a catalog into a new index version")
     build.add_argument("--catalog", type=Path, required=True,
                        help="catalog file: .csv with a header row, or .jsonl/.ndjson")
-    build.add_argument("--columns", type=ColumnMap.parse, default=ColumnMap(),
+    build.add_argument("--columns", type=_column_map, default=ColumnMap(),
                        help="map product fields to catalog columns, "
                             "e.g. id=product_uid,title=product_title")
     build.add_argument("--format", choices=("csv", "jsonl"),
@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     schedule.add_argument("--cron", help='crontab expression in UTC, e.g. "0 3 * * *"')
     schedule.add_argument("--once", action="store_true",
                           help="run once now and exit (for cron or a Kubernetes CronJob)")
-    schedule.add_argument("--columns", type=ColumnMap.parse, default=ColumnMap(),
+    schedule.add_argument("--columns", type=_column_map, default=ColumnMap(),
                           help="map product fields to catalog columns")
     schedule.add_argument("--format", choices=("csv", "jsonl"), help="catalog format")
     schedule.add_argument("--skip-invalid", action="store_true", help="build without invalid rows")
@@ -133,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     upgrade.set_defaults(command=lambda args, settings, engine, sessions: 0)
     return parser
+
+
+def _column_map(spec: str) -> ColumnMap:
+    """argparse type of --columns: turns a bad mapping into a usage error, not a traceback."""
+    try:
+        return ColumnMap.parse(spec)
+    except CatalogError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _build(args: argparse.Namespace, settings: Settings, engine: Engine,
@@ -213,6 +221,10 @@ def _versions(args: argparse.Namespace, settings: Settings, engine: Engine,
 def _activate(args: argparse.Namespace, settings: Settings, engine: Engine,
               sessions: Sessions) -> int:
     with sessions.begin() as session:
+        active = versions.get_active(session)
+        if active is not None and active.version.id == args.version:
+            print(f"Version {args.version} is already active; nothing changed.")
+            return 0
         record = versions.activate(session, args.version, source="cli")
         print(f"Version {record.id} is now active ({record.product_count} products). "
               "Running services switch to it within their poll interval.")

@@ -32,7 +32,8 @@ class InvalidCatalogError(CatalogSearchError):
     def __init__(self, path: str, problems: list) -> None:
         self.path = path
         self.problems = problems
-        super().__init__(f"{path}: {len(problems)} invalid rows, nothing was published")
+        rows = "row" if len(problems) == 1 else "rows"
+        super().__init__(f"{path}: {len(problems)} invalid {rows}, nothing was published")
 
 
 class VersionNotFoundError(CatalogSearchError):

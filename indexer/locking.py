@@ -11,13 +11,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from indexer.errors import BuildLockedError
+
+LOCK_WAIT_SECONDS = 5.0
+"""How long to retry a held lock before failing. PostgreSQL frees a killed build's lock
+only when its server process notices the closed connection, which can take a moment."""
 
 ADVISORY_LOCK_KEY = 0x6361745F6275696C
 """Key of the PostgreSQL advisory lock, the bytes of "cat_buil" as a 64-bit integer."""
@@ -27,7 +32,7 @@ ADVISORY_LOCK_KEY = 0x6361745F6275696C
 def build_lock(engine: Engine, data_dir: Path) -> Iterator[None]:
     """Hold the build lock for the duration of the block.
 
-    Raises `BuildLockedError` at once when another build holds it.
+    Raises `BuildLockedError` when another build still holds it after `LOCK_WAIT_SECONDS`.
     """
     if engine.dialect.name == "postgresql":
         with _advisory_lock(engine):
@@ -44,25 +49,42 @@ def _file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
+        if not _retry(lambda: _try_flock(descriptor)):
             raise BuildLockedError(
                 f"another build is running (it holds {path}); try again when it has finished"
-            ) from error
+            )
         yield
     finally:
         os.close(descriptor)
 
 
+def _try_flock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _retry(attempt: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not attempt():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 @contextlib.contextmanager
 def _advisory_lock(engine: Engine) -> Iterator[None]:
-    # NOTE: this path is not exercised by the SQLite-only test suite yet.
     with engine.connect() as connection:
-        taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                   {"key": ADVISORY_LOCK_KEY}).scalar()
-        connection.commit()
-        if not taken:
+        def attempt() -> bool:
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                       {"key": ADVISORY_LOCK_KEY}).scalar()
+            connection.commit()
+            return bool(taken)
+
+        if not _retry(attempt):
             raise BuildLockedError(
                 "another build is running (it holds the database's build lock); "
                 "try again when it has finished"

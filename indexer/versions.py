@@ -71,6 +71,9 @@ def activate(session: Session, version: int, source: str, action: str = "activat
 
     pointer = session.get(ActiveIndex, 1, with_for_update=True)
     previous = pointer.version_id if pointer else None
+    if previous == version:
+        # Recording a move onto itself would make the next rollback return to this version.
+        return record
     now = datetime.now(UTC)
     if pointer is None:
         session.add(ActiveIndex(id=1, version_id=version, activated_at=now))

@@ -11,6 +11,7 @@ from litestar.status_codes import (
     HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
@@ -76,6 +77,10 @@ def validation_error_response(request: Request, error: ValidationException) -> R
 def client_error_response(request: Request, error: ClientException) -> Response:
     """Keep Litestar's 4xx body, but name the body as the field when its JSON is malformed."""
     body: dict[str, object] = {"status_code": error.status_code, "detail": error.detail}
+    if error.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        limit = request.app.state.runtime.settings.max_body_bytes
+        body["detail"] = (f"the request body is larger than the maximum of {limit} bytes "
+                          "(CATALOG_SEARCH_MAX_BODY_BYTES)")
     if isinstance(error.__cause__, SerializationException):
         message = f"the request body is not valid JSON: {error.detail}"
         body = {"status_code": HTTP_400_BAD_REQUEST, "detail": message,

@@ -91,6 +91,8 @@ class IndexHolder:
         self.current: ServedIndex | None = None
         self.rejected: Rejection | None = None
         self.active_exists = False
+        self.checked = False
+        """Whether a refresh has read the active pointer at least once."""
         self._refresh_lock = threading.Lock()
 
     def refresh(self, embedder: Embedder) -> None:
@@ -103,6 +105,7 @@ class IndexHolder:
             with self.sessions() as session:
                 active = versions.get_active(session)
                 self.active_exists = active is not None
+                self.checked = True
                 if active is None or self._is_settled(active.version.id):
                     return
                 record = active.version

@@ -49,6 +49,8 @@ class SearchController(Controller):
         reason = None
         if runtime.embedder is None:
             reason = runtime.model_error or "the embedding model is still loading"
+        elif not holder.checked:
+            reason = "the active index version has not been checked yet"
         elif holder.active_exists and served is None:
             reason = "the active index version is not loaded" + (
                 f": version {rejected.version} was rejected: {rejected.reason}" if rejected else "")

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from indexer.build import BuildContext, BuildReport, BuildRequest, build_version
 from indexer.catalog import ColumnMap
@@ -37,10 +41,53 @@ TOOLS = [
 ]
 
 
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CATALOG_SEARCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+"""Server database from which each PostgreSQL test creates and drops its own database."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run integration tests and tests marked `both_databases` on SQLite and PostgreSQL."""
+    if "database_backend" not in metafunc.fixturenames:
+        return
+    definition = metafunc.definition
+    both = (definition.get_closest_marker("integration") or definition.get_closest_marker("both_databases"))
+    if definition.get_closest_marker("sqlite_only"):
+        both = None
+    metafunc.parametrize("database_backend", ["sqlite", "postgresql"] if both else ["sqlite"],
+                         indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Embedded-mode settings whose database and index folders live in the test's folder."""
-    return Settings(data_dir=tmp_path / "var", poll_interval_seconds=0.2)
+def database_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database URL for the test: empty for SQLite in the data folder, or a new
+    PostgreSQL database that is dropped afterwards."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    name = f"catalog_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_backend: str) -> Settings:
+    """Settings whose database and index folders belong to this test alone."""
+    return Settings(data_dir=tmp_path / "var", database_url=database_backend, poll_interval_seconds=0.2)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess the same settings."""
+    return {**os.environ, "CATALOG_SEARCH_DATA_DIR": str(settings.data_dir),
+            "CATALOG_SEARCH_DATABASE_URL": settings.database_url,
+            "CATALOG_SEARCH_LOG_FORMAT": "json", "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture

@@ -67,7 +67,9 @@ def test_search_answers_every_query(catalog_client):
 
 
 def test_top_k_above_candidates_returns_all(catalog_client):
-    body = catalog_client.post("/search", json={"queries": ["tool"], "top_k": 100}).json()
+    response = catalog_client.post("/search", json={"queries": ["tool"], "top_k": 100})
+    assert response.status_code == 200, response.text
+    body = response.json()
 
     ids = [match["product_id"] for match in body["results"][0]["matches"]]
     assert sorted(ids) == sorted(row[0] for row in TOOLS)
@@ -224,6 +226,8 @@ def test_oversized_body_is_413(settings, build, write_csv, serve):
                                headers={"content-type": "application/json"})
 
     assert response.status_code == 413
+    assert response.json()["detail"] == (
+        "the request body is larger than the maximum of 1000 bytes (CATALOG_SEARCH_MAX_BODY_BYTES)")
 
 
 def test_health_answers_during_large_encode(catalog_client):

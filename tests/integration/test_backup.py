@@ -10,7 +10,7 @@ from indexer.errors import BackupError
 from tests.conftest import TOOLS
 from tests.integration.test_build import run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.sqlite_only]
 
 
 def test_restored_backup_serves_active_version(settings, build, write_csv, serve, tmp_path):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ from sqlalchemy import func, select
 from indexer import versions
 from indexer.errors import InvalidCatalogError
 from indexer.schema import IndexVersion, Product
-from tests.conftest import TOOLS
+from tests.conftest import TOOLS, settings_environment
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +104,8 @@ def test_failed_encoding_marks_version_failed(build, write_csv, sessions, settin
 
 
 def run_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CATALOG_SEARCH_DATA_DIR": str(settings.data_dir),
-           "CATALOG_SEARCH_LOG_FORMAT": "json", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "indexer", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+                          text=True, env=settings_environment(settings), timeout=600)
 
 
 def test_cli_builds_lists_and_activates(settings, write_csv, tmp_path):
@@ -144,6 +141,23 @@ def test_cli_reports_invalid_rows(settings, tmp_path):
     assert f"error: {catalog}: 2 invalid rows, nothing was published" in result.stderr
     assert "  line 3: missing title" in result.stderr
     assert "  line 4: duplicate id 'A', first seen on line 2" in result.stderr
+
+
+def test_cli_bad_column_map_is_usage_error(settings, tmp_path):
+    result = run_cli(settings, "build", "--catalog", str(tmp_path / "x.csv"), "--columns", "titel=title")
+
+    assert result.returncode == 2
+    assert "argument --columns: invalid column mapping 'titel=title': unknown field 'titel'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_activating_active_version_says_so(settings, write_csv):
+    run_cli(settings, "build", "--catalog", str(write_csv(TOOLS)), "--activate")
+
+    result = run_cli(settings, "activate", "1")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == "Version 1 is already active; nothing changed."
 
 
 def test_cli_rejects_unknown_version(settings):

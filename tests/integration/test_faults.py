@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from indexer import versions
 from indexer.errors import VersionNotActivatableError
-from tests.conftest import TOOLS
+from tests.conftest import TOOLS, settings_environment
 
 pytestmark = pytest.mark.integration
 
@@ -21,10 +20,9 @@ SECOND = [[f"N-{n}", f"Pipe Wrench {n} in.", "Wrench for gripping pipes.", "", "
 
 
 def crash_build(settings, stage: str, catalog: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CATALOG_SEARCH_DATA_DIR": str(settings.data_dir),
-           "CATALOG_SEARCH_LOG_FORMAT": "json", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "tests.integration.crash_build", stage, str(catalog)],
-                          cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=REPOSITORY, env=settings_environment(settings), capture_output=True,
+                          text=True, timeout=600)
 
 
 def active_id(sessions) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TOOLS
+from tests.conftest import TOOLS, settings_environment
 
 pytestmark = pytest.mark.integration
 
@@ -80,8 +79,8 @@ def test_log_lines_of_a_request_share_its_id(settings, build, write_csv):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "CATALOG_SEARCH_DATA_DIR": str(settings.data_dir), "CATALOG_SEARCH_PORT": str(port),
-           "CATALOG_SEARCH_LOG_FORMAT": "json", "CATALOG_SEARCH_ADMIN_KEY": KEY, "HF_HUB_OFFLINE": "1"}
+    env = {**settings_environment(settings), "CATALOG_SEARCH_PORT": str(port),
+           "CATALOG_SEARCH_ADMIN_KEY": KEY}
     server = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPOSITORY, env=env,
                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:

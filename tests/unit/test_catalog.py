@@ -205,3 +205,20 @@ def test_checksum_changes_with_content(write_csv):
     second = load_catalog(write_csv(TOOLS[:-1], name="b.csv")).checksum
 
     assert first != second
+
+
+def test_mapped_optional_column_must_exist(write_csv):
+    with pytest.raises(CatalogError, match="column 'details', mapped to field description"):
+        load_catalog(write_csv(TOOLS), ColumnMap.parse("description=details"))
+
+
+def test_folder_is_not_a_catalog(tmp_path):
+    with pytest.raises(CatalogError, match="is a folder"):
+        load_catalog(tmp_path)
+
+
+def test_truncated_json_names_its_column(tmp_path):
+    path = tmp_path / "catalog.jsonl"
+    path.write_text('{"id": "A", "title": "Saw"\n', encoding="utf-8")
+
+    assert problems_of(path) == ["line 1: invalid JSON: Expecting ',' delimiter at column 27"]

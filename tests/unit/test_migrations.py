@@ -3,16 +3,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
 from indexer import versions
-from indexer.database import create_database_engine, migrate, session_factory
+from indexer.database import MIGRATIONS_DIR, create_database_engine, migrate, session_factory
 from indexer.schema import Base
 
+pytestmark = pytest.mark.both_databases
 
+
+@pytest.mark.sqlite_only
 def test_upgrade_keeps_existing_versions(settings):
     engine = create_database_engine(settings.database_url)
     migrate(engine, "0001")
@@ -39,6 +44,7 @@ def test_upgrade_keeps_existing_versions(settings):
     engine.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_failed_upgrade_changes_nothing(settings):
     engine = create_database_engine(settings.database_url)
     migrate(engine, "0001")
@@ -64,4 +70,22 @@ def test_models_match_migrations(settings):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
 
     assert differences == []
+    engine.dispose()
+
+
+def test_downgrade_to_base_and_upgrade_again(settings):
+    engine = create_database_engine(settings.database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    migrate(engine)
+
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    remaining = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    migrate(engine)
+
+    assert remaining == set()
+    tables = set(inspect(engine).get_table_names())
+    assert {"index_versions", "products", "active_index", "activations"} <= tables
     engine.dispose()

@@ -9,6 +9,8 @@ from indexer.database import create_database_engine, migrate, session_factory
 from indexer.errors import VersionNotActivatableError, VersionNotFoundError
 from indexer.schema import IndexVersion
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def sessions(settings):
@@ -81,3 +83,15 @@ def test_migration_is_idempotent(settings):
     migrate(engine)
     migrate(engine)
     engine.dispose()
+
+
+def test_activating_active_version_changes_nothing(sessions):
+    first, second = add_version(sessions, "ready"), add_version(sessions, "ready")
+    for target in (first, second, second):
+        with sessions.begin() as session:
+            versions.activate(session, target, source="test")
+
+    with sessions.begin() as session:
+        back = versions.rollback(session, source="test")
+
+    assert back.id == first
