@@ -62,6 +62,10 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     """Maximum request body; 1,000 products of 2,000 characters fit with room for JSON."""
 
+    embedding_cache_size: int = 10_000
+    """Text embeddings the service keeps for reuse (about 1.5 KiB each at 384 dimensions); 0 turns
+    the cache off."""
+
     encode_batch_size: int = 64
     """Texts per forward pass of the model."""
 
@@ -123,6 +127,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.embedding_cache_size < 0:
+            raise SettingsError(f"{ENV_PREFIX}EMBEDDING_CACHE_SIZE must be 0 or more")
         if self.poll_interval_seconds <= 0:
             raise SettingsError(f"{ENV_PREFIX}POLL_INTERVAL_SECONDS must be greater than 0")
         if not 0 <= self.max_removed_fraction <= 1:

@@ -33,6 +33,10 @@ BUILD_STAGE_SECONDS = Histogram(
 BUILDS = Counter("catalog_search_builds_total",
                  "Builds run by this process, by outcome (activated, held, skipped, failed)",
                  ["outcome"])
+CACHE_REQUESTS = Counter(
+    "catalog_search_embedding_cache_requests_total",
+    "Texts looked up in the embedding cache, by result (hit, miss)", ["result"],
+)
 QUERIES = Counter("catalog_search_queries_total", "Queries searched in the catalog index")
 LOW_SCORE_QUERIES = Counter(
     "catalog_search_low_score_queries_total",

@@ -77,13 +77,14 @@ class SearchController(Controller):
         embedder = runtime.require_embedder()
 
         if data.products is not None:
-            ranked = search.match_products(embedder, data.text, data.products, data.top_k)
+            ranked = search.match_products(embedder, runtime.cache, data.text, data.products,
+                                          data.top_k)
             results = [QueryMatches(query, [Match(hit.text, hit.score) for hit in hits])
                        for query, hits in zip(data.text, ranked, strict=True)]
             return SimilarityResponse(results[0].query, results[0].matches, results)
 
         served = runtime.require_index()
-        found = search.search_catalog(embedder, served, data.text, data.top_k,
+        found = search.search_catalog(embedder, runtime.cache, served, data.text, data.top_k,
                                       settings.low_score_threshold)
         results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id) for hit in hits])
                    for query, hits in zip(data.text, found, strict=True)]
@@ -99,7 +100,7 @@ class SearchController(Controller):
         embedder = runtime.require_embedder()
         served = runtime.require_index()
 
-        found = search.search_catalog(embedder, served, data.queries, data.top_k,
+        found = search.search_catalog(embedder, runtime.cache, served, data.queries, data.top_k,
                                       settings.low_score_threshold)
         results = [
             SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score)

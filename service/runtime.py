@@ -19,6 +19,7 @@ from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReady
 from indexer.schema import IndexVersion
 from indexer.settings import Settings
 from service import metrics
+from service.cache import EmbeddingCache
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
 
@@ -38,6 +39,7 @@ class Runtime:
         self.engine = engine
         self.sessions = session_factory(engine)
         self.holder = IndexHolder(self.sessions, settings.index_dir)
+        self.cache = EmbeddingCache(settings.embedding_cache_size)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
         self.embedder: Embedder | None = None

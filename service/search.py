@@ -13,6 +13,7 @@ import numpy as np
 
 from indexer.embedding import Embedder
 from service import metrics
+from service.cache import EmbeddingCache
 from service.holder import CatalogHit, ServedIndex
 
 
@@ -25,27 +26,28 @@ class AdHocHit:
     score: float
 
 
-def search_catalog(embedder: Embedder, served: ServedIndex, queries: Sequence[str],
-                   top_k: int, low_score_threshold: float) -> list[list[CatalogHit]]:
+def search_catalog(embedder: Embedder, cache: EmbeddingCache, served: ServedIndex,
+                   queries: Sequence[str], top_k: int,
+                   low_score_threshold: float) -> list[list[CatalogHit]]:
     """Return the `top_k` best stored products per query, from one served version.
 
     Each query's best score feeds the drift metrics, with `low_score_threshold`.
     """
-    results = served.search(metrics.timed_encode(embedder, queries), top_k)
+    results = served.search(cache.encode(embedder, queries), top_k)
     metrics.record_best_scores([hits[0].score if hits else None for hits in results],
                                low_score_threshold)
     return results
 
 
-def match_products(embedder: Embedder, queries: Sequence[str], products: Sequence[str],
-                   top_k: int) -> list[list[AdHocHit]]:
+def match_products(embedder: Embedder, cache: EmbeddingCache, queries: Sequence[str],
+                   products: Sequence[str], top_k: int) -> list[list[AdHocHit]]:
     """Rank posted product texts for each query by cosine similarity.
 
-    Queries and products are encoded in one call, each distinct text once. Ties keep the
-    products' order in the request.
+    Texts the cache has seen are not encoded again; the others are encoded in one call,
+    each distinct text once. Ties keep the products' order in the request.
     """
     unique = list(dict.fromkeys([*queries, *products]))
-    vectors = metrics.timed_encode(embedder, unique)
+    vectors = cache.encode(embedder, unique)
     row = {text: number for number, text in enumerate(unique)}
     query_vectors = vectors[[row[text] for text in queries]]
     product_vectors = vectors[[row[text] for text in products]]

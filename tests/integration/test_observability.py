@@ -37,6 +37,7 @@ def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve):
     with serve(configured) as client:
         client.post("/search", json={"queries": ["What can I use to cut wood?", "zzzz qqqq"]})
         client.post("/similarity", json={"text": ["saw"], "products": ["circular saw", "hammer"]})
+        client.post("/similarity", json={"text": ["saw"], "products": ["circular saw", "hammer"]})
         job = client.post("/index/reindex", headers={"X-API-Key": KEY}).json()
         for _ in range(600):
             state = client.get(f"/index/jobs/{job['job_id']}", headers={"X-API-Key": KEY}).json()["state"]
@@ -60,6 +61,8 @@ def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve):
     assert metric_value(text, "catalog_search_queries_total") >= 2
     assert metric_value(text, "catalog_search_low_score_queries_total") >= 2
     assert metric_value(text, "catalog_search_best_score_count") >= 2
+    assert metric_value(text, "catalog_search_embedding_cache_requests_total", 'result="hit"') >= 3
+    assert metric_value(text, "catalog_search_embedding_cache_requests_total", 'result="miss"') >= 3
 
 
 def test_response_carries_request_id(settings, serve):
