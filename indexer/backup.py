@@ -1,6 +1,6 @@
 """Backup and restore of an embedded installation: the SQLite database and the artifacts.
 
-A backup folder holds `catalog.db`, a consistent copy made with SQLite's online backup
+A backup folder contains `catalog.db`, a consistent copy made with SQLite's online backup
 API, and `indexes/` with the folder of every ready or active version. Restoring copies
 both into an empty data folder, upgrades the schema and verifies the active version.
 PostgreSQL databases are backed up with pg_dump instead (see docs/operations.md).
@@ -65,7 +65,7 @@ def backup(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, tar
 def restore(source: Path, database_url: str, index_dir: Path) -> BackupReport:
     """Restore a backup folder into an empty data folder and verify the active version.
 
-    Raises `BackupError` when the backup is incomplete or the destination already holds a
+    Raises `BackupError` when the backup is incomplete or the destination already contains a
     database or versions, and `ArtifactError` when the active version fails verification.
     """
     database = _sqlite_path(database_url)
@@ -73,7 +73,7 @@ def restore(source: Path, database_url: str, index_dir: Path) -> BackupReport:
         raise BackupError(f"{source} is not a backup folder: {DATABASE_FILE} is missing")
     if database.exists() or (index_dir.exists() and any(index_dir.iterdir())):
         raise BackupError(
-            f"the destination already holds {database} or versions in {index_dir}; "
+            f"the destination already contains {database} or versions in {index_dir}; "
             "restore into an empty data folder"
         )
 

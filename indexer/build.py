@@ -51,7 +51,7 @@ class BuildRequest:
     progress: bool = False
     dry_run: bool = False
     source: str = "build"
-    """Who activates the version, recorded in the activation history."""
+    """Source of the activation (`cli`, `build`, ...), recorded in the activation history."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class DryRunReport:
-    """What a build would do: change counts and the estimated encoding time."""
+    """Dry-run result: change counts and the estimated encoding time."""
 
     plan: DeltaPlan
     product_count: int
@@ -77,7 +77,7 @@ class DryRunReport:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What a successful build published."""
+    """Result of a successful build."""
 
     version: int
     path: Path

@@ -12,7 +12,7 @@ class CatalogSearchError(Exception):
 
 
 class SettingsError(CatalogSearchError):
-    """An environment variable holds a value that cannot be used."""
+    """An environment variable has a value that cannot be used."""
 
 
 class ModelLoadError(CatalogSearchError):
@@ -26,7 +26,7 @@ class CatalogError(CatalogSearchError):
 class InvalidCatalogError(CatalogSearchError):
     """The catalog has invalid rows and the build was not asked to skip them.
 
-    `problems` holds one `RowProblem` per rejected row, in file order.
+    `problems` contains one `RowProblem` per rejected row, in file order.
     """
 
     def __init__(self, path: str, problems: list) -> None:

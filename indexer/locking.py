@@ -3,7 +3,7 @@
 On PostgreSQL the lock is a session-level advisory lock; on SQLite it is an exclusive
 `flock` on a file beside the database. Both are released by the operating system or the
 database server when the holder dies, so a killed build never leaves a stale lock, and
-whoever takes the lock next may clean up what the dead build left.
+the next build to take the lock may clean up what the dead build left.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ADVISORY_LOCK_KEY = 0x6361745F6275696C
 def build_lock(engine: Engine, data_dir: Path) -> Iterator[None]:
     """Hold the build lock for the duration of the block.
 
-    Raises `BuildLockedError` when another build still holds it after `LOCK_WAIT_SECONDS`.
+    Raises `BuildLockedError` when another build still has it after `LOCK_WAIT_SECONDS`.
     """
     if engine.dialect.name == "postgresql":
         with _advisory_lock(engine):

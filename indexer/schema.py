@@ -77,11 +77,11 @@ class IndexVersion(Base):
     source_path: Mapped[str] = mapped_column(Text)
     source_checksum: Mapped[str] = mapped_column(String(64))
     artifact_path: Mapped[str | None] = mapped_column(Text)
-    """Where the build wrote the folder, for operators. Readers look for the folder named
+    """Folder path the build wrote, for operators. Readers look for the folder named
     after the version in their own index folder, so that a restored or remounted data
     folder works wherever it lies."""
     artifact_checksum: Mapped[str | None] = mapped_column(String(64))
-    """SHA-256 of the manifest, which itself holds the checksum of every artifact file."""
+    """SHA-256 of the manifest, which itself contains the checksum of every artifact file."""
     build_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     base_version_id: Mapped[int | None] = mapped_column(ForeignKey("index_versions.id"))
@@ -93,7 +93,7 @@ class IndexVersion(Base):
     encoded_count: Mapped[int | None] = mapped_column(Integer)
     """Texts the model encoded; the others reused a stored vector of the same text and model."""
     note: Mapped[str | None] = mapped_column(Text)
-    """Why a ready version was not activated, e.g. the promotion gate's verdict."""
+    """Reason a ready version was not activated, e.g. the promotion gate's verdict."""
 
 
 class Product(Base):
@@ -117,7 +117,7 @@ class Product(Base):
 
 
 class Activation(Base):
-    """One move of the active pointer, kept so that a rollback knows what was active before."""
+    """One move of the active pointer, kept so that a rollback can find what was active before."""
 
     __tablename__ = "activations"
     __table_args__ = (CheckConstraint("action IN ('activate', 'rollback')", name="action"),)
@@ -127,7 +127,7 @@ class Activation(Base):
     previous_version_id: Mapped[int | None] = mapped_column(ForeignKey("index_versions.id"))
     action: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(32))
-    """Who moved the pointer: `cli`, `api`, `build` or `scheduler`."""
+    """Source of the move: `cli`, `api`, `build` or `scheduler`."""
     activated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

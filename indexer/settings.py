@@ -42,7 +42,7 @@ class Settings:
     """Local folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2."""
 
     text_template: str = "{title}\n{description}"
-    """How a product's embedded text is built from its title, description, category and brand."""
+    """Template of a product's embedded text, over its title, description, category and brand."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -101,7 +101,7 @@ class Settings:
 
     @property
     def index_dir(self) -> Path:
-        """Folder that holds one sub-folder per index version."""
+        """Folder with one sub-folder per index version."""
         return self.data_dir / "indexes"
 
     @classmethod

@@ -1,7 +1,7 @@
 """Search operations behind the routes: encode queries, rank catalog or ad-hoc products.
 
-These functions block (the model runs on the CPU); the routes run them in a worker
-thread so that the event loop keeps serving other requests.
+These functions block while the model runs on the CPU. The routes therefore run them in
+a worker thread, so that the event loop keeps serving other requests.
 """
 
 from __future__ import annotations

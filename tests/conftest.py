@@ -1,7 +1,7 @@
 """Fixtures shared by all tests.
 
 Unit tests use only `settings` and `write_csv`. The model, database and server fixtures
-load the real packaged model once per session, and only when a test asks for them.
+load the real packaged model once per session, and only when a test requests them.
 """
 
 from __future__ import annotations

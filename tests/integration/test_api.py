@@ -243,7 +243,7 @@ def test_health_answers_during_large_encode(catalog_client):
             if not large.done():
                 answered_while_encoding.append(status)
 
-    # A blocked event loop would answer at most the one check sent before encoding began.
+    # A blocked event loop would serve at most the one check sent before encoding began.
     assert len(answered_while_encoding) >= 3
     assert set(answered_while_encoding) == {200}
     assert large.result().status_code == 200

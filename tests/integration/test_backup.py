@@ -1,4 +1,4 @@
-"""Back up an installation and restore it into an empty folder, as docs/operations.md says."""
+"""Back up an installation and restore it into an empty folder, following docs/operations.md."""
 
 from __future__ import annotations
 
