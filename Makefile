@@ -45,8 +45,9 @@ lint: install-test
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
+# Coverage of indexer/ and service/, child processes included, must stay at 90% or more.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov
 
 clean:
 	rm -rf $(VENV) var *.egg-info
