@@ -3,7 +3,7 @@
 A version folder is written under a temporary name, fsynced, and renamed into place, so
 a folder named `v000042` is always complete. Its manifest records what the vectors mean
 (model, dimension, normalisation, metric), how they were indexed, and the SHA-256 of
-every file; the database stores the SHA-256 of the manifest itself.
+every file. The database stores the SHA-256 of the manifest itself.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def build_flat_index(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
     """
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
-    # NOTE: an approximate index (HNSW) for large catalogs is not chosen yet; exact search
-    # costs about 11 ms per query at 100,000 products on two cores.
+    # NOTE: no approximate index (HNSW) is chosen for large catalogs yet. Exact search
+    # costs about 11 ms per query at 100,000 products on two cores (an estimate).
     return index, {"type": "IndexFlatIP", "factory": "Flat", "metric": "inner_product"}
 
 

@@ -49,17 +49,17 @@ def backup(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, tar
 
     with build_lock(engine, index_dir.parent):
         with sessions() as session:
-            kept = list(session.scalars(select(IndexVersion.id).where(IndexVersion.status == "ready")))
+            saved = list(session.scalars(select(IndexVersion.id).where(IndexVersion.status == "ready")))
             active = versions.get_active(session)
         target.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(database) as source, sqlite3.connect(target / DATABASE_FILE) as copy:
             source.backup(copy)
         copy.close()
-        for version in kept:
+        for version in saved:
             name = artifacts.version_folder_name(version)
             shutil.copytree(index_dir / name, target / INDEX_FOLDER / name)
-    log.info("backup_written", folder=str(target), versions=kept)
-    return BackupReport(target, sorted(kept), active.version.id if active else None)
+    log.info("backup_written", folder=str(target), versions=saved)
+    return BackupReport(target, sorted(saved), active.version.id if active else None)
 
 
 def restore(source: Path, database_url: str, index_dir: Path) -> BackupReport:

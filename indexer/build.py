@@ -1,11 +1,13 @@
 """The build job: catalog file in, verified index version out.
 
-Steps: load and validate the catalog, take the build lock, plan the delta against the
-active version, record a `building` version, encode only texts without a stored vector,
-write the version folder atomically, record the products and mark the version `ready`
-in one transaction, and activate it when asked. A failure after the version is recorded
-marks it `failed` and removes its folder, so nothing half-written can be activated; a
-build killed outright is cleaned up by the next one.
+Steps: load and validate the catalog, then take the build lock and plan the delta
+against the active version. Record a `building` version and encode only the texts
+without a stored vector. Write the version folder atomically, then record the products
+and mark the version `ready` in one transaction, and activate it when asked.
+
+A failure after the version is recorded marks it `failed` and removes its folder, so
+nothing half-written can be activated. The next build cleans up after a build that was
+killed outright.
 """
 
 from __future__ import annotations
@@ -97,11 +99,10 @@ def build_version(request: BuildRequest, context: BuildContext) -> BuildReport |
     """Build, publish and optionally activate a new index version.
 
     Holds the build lock throughout, and first cleans up what a killed build left. With
-    `request.dry_run` it only plans and returns a `DryRunReport`. Raises `CatalogError`
-    when the file cannot be read or has no valid product, `InvalidCatalogError` when rows
-    are invalid and `skip_invalid` is off, and `BuildLockedError` when another build
-    runs; in these cases nothing is written. Other failures mark the version `failed`
-    and re-raise.
+    `request.dry_run` it only plans and returns a `DryRunReport`. Nothing is written when
+    it raises `CatalogError` (the file cannot be read or has no valid product),
+    `InvalidCatalogError` (invalid rows and `skip_invalid` off) or `BuildLockedError`
+    (another build runs). Other failures mark the version `failed` and re-raise.
     """
     started = time.perf_counter()
     catalog = load_catalog(request.catalog, request.columns, context.template, request.format)

@@ -41,9 +41,10 @@ def create_database_engine(url: str) -> Engine:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database to an Alembic revision, the newest by default; a no-op when current.
 
-    On SQLite all revisions run in one explicit transaction with foreign keys off: batch
-    mode rebuilds a table by dropping it, and Python's sqlite3 module would otherwise commit
-    each DDL statement on its own, so a failure half-way would leave a half-migrated schema.
+    On SQLite all revisions run in one explicit transaction with foreign keys off. Batch
+    mode rebuilds a table by dropping it, which foreign keys forbid. Python's sqlite3 module
+    would otherwise commit each DDL statement on its own, so a failure half-way would leave
+    a half-migrated schema.
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -78,8 +78,8 @@ def _newest_ready(session: Session, fingerprint: str) -> IndexVersion | None:
 
 
 def _load_vectors(session: Session, index_dir: Path, source: IndexVersion,
-                  wanted: set[str]) -> dict[str, np.ndarray]:
-    """Read the source version's vectors for the wanted hashes; empty when its files fail checks."""
+                  needed: set[str]) -> dict[str, np.ndarray]:
+    """Read the source version's vectors for the needed hashes; empty when its files fail checks."""
     try:
         loaded = artifacts.read_version(index_dir / artifacts.version_folder_name(source.id),
                                         source.id, source.artifact_checksum or "")
@@ -89,7 +89,7 @@ def _load_vectors(session: Session, index_dir: Path, source: IndexVersion,
     rows = session.execute(
         select(Product.text_sha256, Product.position).where(Product.version_id == source.id)
     )
-    matches = {digest: position for digest, position in rows if digest in wanted}
+    matches = {digest: position for digest, position in rows if digest in needed}
     if not matches:
         return {}
     vectors = loaded.index.reconstruct_n(0, loaded.index.ntotal)

@@ -51,7 +51,7 @@ def _file_lock(path: Path) -> Iterator[None]:
     try:
         if not _retry(lambda: _try_flock(descriptor)):
             raise BuildLockedError(
-                f"another build is running (it holds {path}); try again when it has finished"
+                f"another build is running (lock file {path}); try again when it has finished"
             )
         yield
     finally:
@@ -79,14 +79,14 @@ def _retry(attempt: Callable[[], bool]) -> bool:
 def _advisory_lock(engine: Engine) -> Iterator[None]:
     with engine.connect() as connection:
         def attempt() -> bool:
-            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+            acquired = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
                                        {"key": ADVISORY_LOCK_KEY}).scalar()
             connection.commit()
-            return bool(taken)
+            return bool(acquired)
 
         if not _retry(attempt):
             raise BuildLockedError(
-                "another build is running (it holds the database's build lock); "
+                "another build is running (PostgreSQL advisory lock of the build is taken); "
                 "try again when it has finished"
             )
         try:

@@ -23,12 +23,14 @@ def configure_logging(level: str = "INFO", format: str = "auto") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
@@ -38,6 +40,7 @@ def configure_logging(level: str = "INFO", format: str = "auto") -> None:
             renderer,
         ],
     ))
+
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -48,5 +48,5 @@ def prune(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, keep
         for record in retire:
             artifacts.remove_version_folder(index_dir, record.id)
             log.info("version_retired", index_version=record.id)
-    kept = [record.id for record in ready if record not in retire]
-    return PruneReport([record.id for record in retire], kept)
+    remaining = [record.id for record in ready if record not in retire]
+    return PruneReport([record.id for record in retire], remaining)

@@ -112,7 +112,7 @@ class AdminController(Controller):
           responses={404: ResponseSpec(ErrorBody), 409: ResponseSpec(ErrorBody)})
     async def activate(self, data: JSONBody[ActivateRequest],
                        runtime: NamedDependency[Runtime]) -> VersionRecord:
-        """Activate a ready version; this replica serves it before answering."""
+        """Activate a ready version; this replica serves it before it responds."""
         record = await to_thread.run_sync(runtime.move_pointer, data.version)
         await runtime.refresh()
         return to_record(record, record.id)

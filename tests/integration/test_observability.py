@@ -67,11 +67,11 @@ def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve):
 
 def test_response_carries_request_id(settings, serve):
     with serve(settings) as client:
-        kept = client.get("/health", headers={"X-Request-ID": "order-4711"})
+        echoed = client.get("/health", headers={"X-Request-ID": "order-4711"})
         fresh = client.get("/health")
         unusable = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
 
-    assert kept.headers["x-request-id"] == "order-4711"
+    assert echoed.headers["x-request-id"] == "order-4711"
     assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])
     assert re.fullmatch(r"[0-9a-f]{32}", unusable.headers["x-request-id"])
 
