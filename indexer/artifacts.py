@@ -1,4 +1,5 @@
-"""The on-disk format of an index version: a FAISS index and a manifest in one folder.
+"""The on-disk format of an index version: a FAISS index, a BM25 index and a manifest in
+one folder.
 
 A version folder is written under a temporary name, fsynced, and renamed into place, so
 a folder named `v000042` is always complete. Its manifest records what the vectors mean
@@ -23,20 +24,26 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexer import lexical
 from indexer.checksums import sha256_file
 from indexer.errors import ArtifactError
+from indexer.lexical import LexicalIndex
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.faiss"
-LIBRARIES = ("faiss-cpu", "numpy", "torch", "sentence-transformers", "transformers")
+LIBRARIES = ("faiss-cpu", "numpy", "torch", "sentence-transformers", "transformers", "bm25s")
 
 
 @dataclass(frozen=True)
 class LoadedArtifact:
-    """A verified version folder: the FAISS index and its parsed manifest."""
+    """A verified version folder: the FAISS index, the BM25 index and the parsed manifest.
+
+    `lexical` is None for a version written before versions stored a BM25 index.
+    """
 
     index: faiss.Index
+    lexical: LexicalIndex | None
     manifest: dict[str, Any]
 
 
@@ -56,7 +63,7 @@ def build_flat_index(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
     return index, {"type": "IndexFlatIP", "factory": "Flat", "metric": "inner_product"}
 
 
-def write_version(index_dir: Path, version: int, index: faiss.Index,
+def write_version(index_dir: Path, version: int, index: faiss.Index, lexical_index: LexicalIndex,
                   manifest: dict[str, Any]) -> tuple[Path, str]:
     """Write a version folder atomically; returns its path and the manifest's SHA-256.
 
@@ -73,14 +80,18 @@ def write_version(index_dir: Path, version: int, index: faiss.Index,
 
     try:
         faiss.write_index(index, str(temporary / INDEX_FILE))
-        _fsync_file(temporary / INDEX_FILE)
+        written = [temporary / INDEX_FILE, *lexical_index.save(temporary / lexical.FOLDER)]
+        for path in written:
+            _fsync_file(path)
+        _fsync_dir(temporary / lexical.FOLDER)
         manifest = {
             "format_version": FORMAT_VERSION,
             "version": version,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **manifest,
             "libraries": library_versions(),
-            "files": {INDEX_FILE: _describe_file(temporary / INDEX_FILE)},
+            "lexical": lexical_index.description(),
+            "files": {path.relative_to(temporary).as_posix(): _describe_file(path) for path in written},
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
         (temporary / MANIFEST_FILE).write_bytes(manifest_bytes)
@@ -122,7 +133,16 @@ def read_version(path: Path, version: int, manifest_checksum: str) -> LoadedArti
         )
     if index.d != manifest["model"]["dimension"]:
         raise ArtifactError(version, f"index dimension {index.d} differs from the manifest's")
-    return LoadedArtifact(index, manifest)
+
+    lexical_index = None
+    if "lexical" in manifest:
+        lexical_index = LexicalIndex.load(path / lexical.FOLDER, manifest["lexical"]["language"])
+        if lexical_index.product_count != index.ntotal:
+            raise ArtifactError(
+                version, f"BM25 index holds {lexical_index.product_count} products, "
+                f"the FAISS index {index.ntotal}",
+            )
+    return LoadedArtifact(index, lexical_index, manifest)
 
 
 def remove_version_folder(index_dir: Path, version: int) -> None:

@@ -2,8 +2,9 @@
 
 Steps: load and validate the catalog, then take the build lock and plan the delta
 against the active version. Record a `building` version and encode only the texts
-without a stored vector. Write the version folder atomically, then record the products
-and mark the version `ready` in one transaction, and activate it when asked.
+without a stored vector. Write the version folder (FAISS and BM25 indexes) atomically,
+then record the products and mark the version `ready` in one transaction, and activate
+it when asked.
 
 A failure after the version is recorded marks it `failed` and removes its folder, so
 nothing half-written can be activated. The next build cleans up after a build that was
@@ -29,6 +30,7 @@ from indexer.catalog import Catalog, ColumnMap, RowProblem, load_catalog
 from indexer.delta import DeltaPlan, plan_delta, text_sha256
 from indexer.embedding import Embedder
 from indexer.errors import CatalogError, InvalidCatalogError
+from indexer.lexical import LexicalIndex
 from indexer.locking import build_lock
 from indexer.schema import IndexVersion, Product
 
@@ -66,6 +68,8 @@ class BuildContext:
     """Returns the model; called only once the catalog is valid, since loading takes seconds."""
     index_dir: Path
     template: str
+    lexical_language: str = "english"
+    """Stemmer and stop-word language of the BM25 index."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
 
     step = time.perf_counter()
     index, index_description = artifacts.build_flat_index(vectors)
+    lexical_index = LexicalIndex.build(texts, context.lexical_language)
     manifest = {
         "model": {"name": embedder.name, "path": str(embedder.path),
                   "fingerprint": embedder.fingerprint, "dimension": embedder.dimension,
@@ -183,7 +188,8 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
         "catalog": {"path": str(request.catalog.resolve()), "format": catalog.format,
                     "sha256": catalog.checksum, "text_template": context.template},
     }
-    path, manifest_checksum = artifacts.write_version(context.index_dir, version, index, manifest)
+    path, manifest_checksum = artifacts.write_version(context.index_dir, version, index,
+                                                         lexical_index, manifest)
     timings["write_seconds"] = time.perf_counter() - step
 
     step = time.perf_counter()

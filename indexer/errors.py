@@ -67,6 +67,15 @@ class AccessDeniedError(CatalogSearchError):
     """A request reached routes that the settings disable."""
 
 
+class ProductNotFoundError(CatalogSearchError):
+    """The served index version has no product with the requested id."""
+
+    def __init__(self, product_id: str, version: int) -> None:
+        self.product_id = product_id
+        self.version = version
+        super().__init__(f"product {product_id!r} does not exist in index version {version}")
+
+
 class JobNotFoundError(CatalogSearchError):
     """No reindex job has the requested id."""
 

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import SettingsError
+from indexer.lexical import LANGUAGES as LEXICAL_LANGUAGES
 
 ENV_PREFIX = "CATALOG_SEARCH_"
 
 TEXT_TEMPLATE_FIELDS = ("title", "description", "category", "brand")
+
+SEARCH_MODES = ("dense", "lexical", "hybrid")
 
 
 def packaged_model_path() -> str:
@@ -72,6 +75,22 @@ class Settings:
     poll_interval_seconds: float = 5.0
     """How often the service checks the database for a newly activated index version."""
 
+    search_mode: str = "hybrid"
+    """Ranking of a `/search` request that names no `mode`: `dense`, `lexical` or `hybrid`.
+    Hybrid ranked best on the Home Depot evaluation in docs/benchmarks.md."""
+
+    hybrid_dense_weight: float = 0.5
+    """Weight of cosine similarity in the hybrid score; BM25, divided by the query's best
+    BM25 score, gets the rest. Chosen on the Home Depot evaluation."""
+
+    hybrid_depth: int = 100
+    """Candidates that the dense and the lexical ranking each contribute to a hybrid search
+    (at least `top_k`)."""
+
+    lexical_language: str = "english"
+    """Stemmer and stop-word language of the BM25 index that a build writes; `none` only
+    lowercases. A version keeps the language it was built with."""
+
     low_score_threshold: float = 0.3
     """Best scores under this count as low in `catalog_search_low_score_queries_total`."""
 
@@ -122,7 +141,7 @@ class Settings:
     def _check(self) -> None:
         positive = (
             "port", "max_queries", "max_products", "max_text_chars", "max_top_k",
-            "max_body_bytes", "encode_batch_size",
+            "max_body_bytes", "encode_batch_size", "hybrid_depth",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -133,6 +152,13 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}POLL_INTERVAL_SECONDS must be greater than 0")
         if not 0 <= self.max_removed_fraction <= 1:
             raise SettingsError(f"{ENV_PREFIX}MAX_REMOVED_FRACTION must be between 0 and 1")
+        if self.search_mode not in SEARCH_MODES:
+            raise SettingsError(f"{ENV_PREFIX}SEARCH_MODE must be one of {', '.join(SEARCH_MODES)}")
+        if not 0 <= self.hybrid_dense_weight <= 1:
+            raise SettingsError(f"{ENV_PREFIX}HYBRID_DENSE_WEIGHT must be between 0 and 1")
+        if self.lexical_language not in LEXICAL_LANGUAGES:
+            raise SettingsError(f"{ENV_PREFIX}LEXICAL_LANGUAGE must be one of "
+                                f"{', '.join(sorted(LEXICAL_LANGUAGES))}")
         if self.admin_key and len(self.admin_key) < 16:
             raise SettingsError(f"{ENV_PREFIX}ADMIN_KEY must have at least 16 characters")
         if self.log_format not in ("auto", "json", "console"):

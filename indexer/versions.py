@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from indexer import catalog
 from indexer.errors import NoRollbackTargetError, VersionNotActivatableError, VersionNotFoundError
 from indexer.schema import Activation, ActiveIndex, IndexVersion, Product
 
@@ -116,3 +118,20 @@ def load_products(session: Session, version: int) -> StoredProducts:
     ).all()
     columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
     return StoredProducts(*(list(column) for column in columns))
+
+
+def load_attributes(session: Session, version: int) -> list[dict[str, Any]]:
+    """Return the attributes of a version's products in FAISS position order."""
+    return list(session.scalars(
+        select(Product.attributes).where(Product.version_id == version).order_by(Product.position)
+    ))
+
+
+def load_texts(session: Session, version: int, template: str) -> list[str]:
+    """Render the texts a version's products were embedded from, in FAISS position order."""
+    rows = session.execute(
+        select(Product.product_id, Product.title, Product.description, Product.category, Product.brand)
+        .where(Product.version_id == version)
+        .order_by(Product.position)
+    )
+    return [catalog.Product(*row).text(template) for row in rows]

@@ -10,68 +10,72 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import faiss
-import numpy as np
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import artifacts, versions
 from indexer.embedding import Embedder
 from indexer.errors import ArtifactError
+from indexer.lexical import LexicalIndex
 from indexer.schema import IndexVersion
 from indexer.versions import StoredProducts
+from service.filters import CatalogFilters
+from service.ranking import Ranked, ScoreParts
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class CatalogHit:
-    """One stored product found for a query; `score` is the cosine similarity."""
+    """One stored product found for a query, with its score in the request's ranking mode,
+    and its score parts when the request asked for an explanation."""
 
     product_id: str
     title: str
     category: str
     brand: str
     score: float
+    parts: ScoreParts | None = None
 
 
 @dataclass(frozen=True)
 class ServedIndex:
-    """A loaded, verified index version with its products in FAISS position order."""
+    """A loaded, verified index version: FAISS and BM25 indexes, and the products in FAISS
+    position order with their filter groups."""
 
     version: int
     index: faiss.Index
+    lexical: LexicalIndex
     products: StoredProducts
+    filters: CatalogFilters
     built_at: datetime
 
     @property
     def product_count(self) -> int:
         return len(self.products.ids)
 
-    def search(self, vectors: np.ndarray, top_k: int) -> list[list[CatalogHit]]:
-        """Return up to `top_k` hits per query row of `vectors` (shape (n, d), normalised float32).
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """FAISS position of each product id; built on first use, by similar-product lookups."""
+        return {product_id: position for position, product_id in enumerate(self.products.ids)}
 
-        Scores are rounded to 4 decimals and ties are ordered by product id, so output is
-        stable. Fewer than `top_k` hits come back only when the index contains fewer products.
-        """
-        k = min(top_k, self.product_count)
-        if k == 0:
-            return [[] for _ in range(len(vectors))]
-        scores, positions = self.index.search(vectors, k)
-        stored = self.products
-        results = []
-        for row_scores, row_positions in zip(scores, positions, strict=True):
-            # FAISS pads missing results with position -1, which would index the last product.
-            hits = [
-                CatalogHit(stored.ids[p], stored.titles[p], stored.categories[p], stored.brands[p],
-                           round(float(s), 4))
-                for s, p in zip(row_scores, row_positions, strict=True) if p >= 0
-            ]
-            hits.sort(key=lambda hit: (-hit.score, hit.product_id))
-            results.append(hits)
-        return results
+    def hit(self, ranked: Ranked) -> CatalogHit:
+        """Return the stored product at a ranked position, its score rounded to 4 decimals."""
+        stored, p = self.products, ranked.position
+        parts = ranked.parts
+        if parts is not None:
+            parts = ScoreParts(_round(parts.dense_score), parts.dense_rank,
+                               _round(parts.lexical_score), parts.lexical_rank)
+        return CatalogHit(stored.ids[p], stored.titles[p], stored.categories[p], stored.brands[p],
+                          round(ranked.score, 4), parts)
+
+
+def _round(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,12 @@ class Rejection:
 class IndexHolder:
     """Follows the database's active pointer and keeps the matching `ServedIndex`."""
 
-    def __init__(self, sessions: sessionmaker[Session], index_dir: Path) -> None:
+    def __init__(self, sessions: sessionmaker[Session], index_dir: Path,
+                 lexical_language: str = "english") -> None:
         self.sessions = sessions
         self.index_dir = index_dir
+        self.lexical_language = lexical_language
+        """BM25 language for versions that were stored without a BM25 index."""
         self.current: ServedIndex | None = None
         self.rejected: Rejection | None = None
         self.active_exists = False
@@ -147,4 +154,14 @@ class IndexHolder:
                 record.id, f"index holds {loaded.index.ntotal} vectors but the database "
                 f"{len(products.ids)} products",
             )
-        return ServedIndex(record.id, loaded.index, products, record.created_at)
+        lexical_index = loaded.lexical
+        if lexical_index is None:
+            # Versions written before versions stored BM25 get it built from their products.
+            template = loaded.manifest["catalog"]["text_template"]
+            lexical_index = LexicalIndex.build(versions.load_texts(session, record.id, template),
+                                               self.lexical_language)
+            log.info("lexical_index_built", index_version=record.id, products=len(products.ids))
+        filters = CatalogFilters(products.categories, products.brands,
+                                 versions.load_attributes(session, record.id))
+        return ServedIndex(record.id, loaded.index, lexical_index, products, filters,
+                           record.created_at)

@@ -5,29 +5,35 @@ from __future__ import annotations
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service import search
+from service.filters import Filter
+from service.holder import CatalogHit
 from service.runtime import Runtime
 from service.schemas import (
     ErrorBody,
+    Explanation,
     Health,
     Match,
     QueryMatches,
     Readiness,
+    SearchFilters,
     SearchMatch,
     SearchRequest,
     SearchResponse,
     SearchResult,
     SimilarityRequest,
     SimilarityResponse,
+    SimilarProductsResponse,
     check_texts,
     check_top_k,
 )
 
 INVALID = ResponseSpec(ErrorBody, description="Invalid request: the body names each invalid field")
 UNAVAILABLE = ResponseSpec(ErrorBody, description="The model or the active index is not loaded")
+NOT_FOUND = ResponseSpec(ErrorBody, description="The served index version has no such product")
 
 
 class SearchController(Controller):
@@ -83,11 +89,13 @@ class SearchController(Controller):
                        for query, hits in zip(data.text, ranked, strict=True)]
             return SimilarityResponse(results[0].query, results[0].matches, results)
 
+        # Catalog matches keep the original service's cosine scores, so this route ranks dense.
         served = runtime.require_index()
-        found = search.search_catalog(embedder, runtime.cache, served, data.text, data.top_k,
-                                      settings.low_score_threshold)
-        results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id) for hit in hits])
-                   for query, hits in zip(data.text, found, strict=True)]
+        found = search.search_catalog(embedder, runtime.cache, served, data.text,
+                                      search.SearchOptions(data.top_k, "dense"), settings)
+        results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id)
+                                        for hit in result.hits])
+                   for query, result in zip(data.text, found.results, strict=True)]
         return SimilarityResponse(results[0].query, results[0].matches, results, served.version)
 
     @post("/search", status_code=HTTP_200_OK, sync_to_thread=True,
@@ -97,14 +105,53 @@ class SearchController(Controller):
         settings = runtime.settings
         check_texts("queries", data.queries, settings.max_queries, settings)
         check_top_k(data.top_k, settings)
+        options = search.SearchOptions(
+            data.top_k, data.mode or settings.search_mode, to_filter(data.filters), data.min_score,
+            data.explain,
+        )
         embedder = runtime.require_embedder()
         served = runtime.require_index()
 
-        found = search.search_catalog(embedder, runtime.cache, served, data.queries, data.top_k,
-                                      settings.low_score_threshold)
+        found = search.search_catalog(embedder, runtime.cache, served, data.queries, options,
+                                      settings)
         results = [
-            SearchResult(query, [SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score)
-                                 for hit in hits])
-            for query, hits in zip(data.queries, found, strict=True)
+            SearchResult(query, [to_match(hit, options) for hit in result.hits],
+                         None if options.min_score is None else result.removed)
+            for query, result in zip(data.queries, found.results, strict=True)
         ]
-        return SearchResponse(served.version, results)
+        return SearchResponse(served.version, options.mode, results, options.min_score,
+                              found.filter_matches)
+
+    @get("/products/{product_id:str}/similar", sync_to_thread=True,
+         responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+    def similar(self, product_id: FromPath[str], runtime: NamedDependency[Runtime],
+                top_k: FromQuery[int] = 10) -> SimilarProductsResponse:
+        """Return the stored products closest to a stored product, by its stored vector."""
+        check_top_k(top_k, runtime.settings)
+        served = runtime.require_index()
+        hits = search.similar_products(served, product_id, top_k)
+        return SimilarProductsResponse(served.version, product_id,
+                                       [to_match(hit, None) for hit in hits])
+
+
+def to_filter(filters: SearchFilters | None) -> Filter:
+    if filters is None:
+        return Filter()
+    return Filter(_values(filters.category), _values(filters.brand),
+                  {name: value if isinstance(value, list) else [value]
+                   for name, value in (filters.attributes or {}).items()})
+
+
+def _values(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def to_match(hit: CatalogHit, options: search.SearchOptions | None) -> SearchMatch:
+    explanation = None
+    if options is not None and hit.parts is not None:
+        parts = hit.parts
+        explanation = Explanation(parts.dense_score, parts.dense_rank, parts.lexical_score,
+                                  parts.lexical_rank, hit.score if options.mode == "hybrid" else None)
+    return SearchMatch(hit.product_id, hit.title, hit.category, hit.brand, hit.score, explanation)

@@ -38,7 +38,7 @@ class Runtime:
         self.settings = settings
         self.engine = engine
         self.sessions = session_factory(engine)
-        self.holder = IndexHolder(self.sessions, settings.index_dir)
+        self.holder = IndexHolder(self.sessions, settings.index_dir, settings.lexical_language)
         self.cache = EmbeddingCache(settings.embedding_cache_size)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
@@ -87,7 +87,8 @@ class Runtime:
         """Queue a reindex with this process's model; the holder follows a new activation at once."""
         embedder = self.require_embedder()
         context = BuildContext(self.engine, self.sessions, lambda: embedder,
-                               self.settings.index_dir, self.settings.text_template)
+                               self.settings.index_dir, self.settings.text_template,
+                               self.settings.lexical_language)
         def on_done() -> None:
             self.holder.refresh(embedder)
             self.export_served_version()

@@ -7,7 +7,7 @@ the type annotations, because operators change them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar.exceptions import ValidationException
@@ -15,6 +15,21 @@ from litestar.exceptions import ValidationException
 from indexer.settings import Settings
 
 NonEmptyList = Annotated[list[str], msgspec.Meta(min_length=1)]
+
+MAX_FILTER_VALUES = 100
+MAX_FILTER_ATTRIBUTES = 20
+
+Scalar = str | int | float | bool
+FilterValues = Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_FILTER_VALUES)]
+AttributeValues = Annotated[list[Scalar], msgspec.Meta(min_length=1, max_length=MAX_FILTER_VALUES)]
+AttributeFilters = Annotated[
+    dict[str, Scalar | AttributeValues],
+    msgspec.Meta(max_length=MAX_FILTER_ATTRIBUTES,
+                 description="Attribute name to value, or list of values; numbers and booleans "
+                             "also match the same text in CSV catalogs.",
+                 examples=[{"voltage": "18V"}]),
+]
+Mode = Literal["dense", "lexical", "hybrid"]
 
 
 class SimilarityRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,12 +44,30 @@ class SimilarityRequest(msgspec.Struct, forbid_unknown_fields=True):
     top_k: Annotated[int, msgspec.Meta(description="Matches per query.")] = 2
 
 
+class SearchFilters(msgspec.Struct, forbid_unknown_fields=True):
+    """Equality filters. A product must match every field given, and one value of a list."""
+
+    category: Annotated[str | FilterValues | None, msgspec.Meta(
+        description="Category, or list of categories, to search within.")] = None
+    brand: Annotated[str | FilterValues | None, msgspec.Meta(
+        description="Brand, or list of brands, to search within.")] = None
+    attributes: AttributeFilters | None = None
+
+
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Queries against the active catalog index."""
 
     queries: Annotated[NonEmptyList, msgspec.Meta(
         description="Queries, one or more.", examples=[["cordless drill"]])]
     top_k: Annotated[int, msgspec.Meta(description="Matches per query.")] = 10
+    mode: Annotated[Mode | None, msgspec.Meta(
+        description="Ranking: `dense` (embeddings), `lexical` (BM25) or `hybrid` (both "
+                    "fused); omit for the configured default.")] = None
+    filters: SearchFilters | None = None
+    min_score: Annotated[float | None, msgspec.Meta(
+        description="Drop matches scoring under this value, in the mode's score scale.")] = None
+    explain: Annotated[bool, msgspec.Meta(
+        description="Add the dense and lexical score and rank of each match.")] = False
 
 
 class Match(msgspec.Struct, omit_defaults=True):
@@ -61,22 +94,48 @@ class SimilarityResponse(msgspec.Struct, omit_defaults=True):
     index_version: int | None = None
 
 
-class SearchMatch(msgspec.Struct):
+class Explanation(msgspec.Struct):
+    """Score parts of a match. A rank is the match's 1-based place among that ranking's
+    candidates, null when it was not among them or the mode did not use that ranking."""
+
+    dense_score: float | None
+    dense_rank: int | None
+    lexical_score: float | None
+    lexical_rank: int | None
+    fused_score: float | None
+
+
+class SearchMatch(msgspec.Struct, omit_defaults=True):
     product_id: str
     title: str
     category: str
     brand: str
     score: float
+    explanation: Explanation | None = None
 
 
-class SearchResult(msgspec.Struct):
+class SearchResult(msgspec.Struct, omit_defaults=True):
+    """One query's matches; `removed_by_min_score` counts top-k matches under `min_score`."""
+
     query: str
     matches: list[SearchMatch]
+    removed_by_min_score: int | None = None
 
 
-class SearchResponse(msgspec.Struct):
+class SearchResponse(msgspec.Struct, omit_defaults=True):
+    """`filter_matches` counts the products the filter allowed; it is present with `filters`."""
+
     index_version: int
+    mode: str
     results: list[SearchResult]
+    min_score: float | None = None
+    filter_matches: int | None = None
+
+
+class SimilarProductsResponse(msgspec.Struct):
+    index_version: int
+    product_id: str
+    matches: list[SearchMatch]
 
 
 class FieldProblem(msgspec.Struct):

@@ -7,11 +7,16 @@ import pytest
 
 from indexer import artifacts
 from indexer.errors import ArtifactError
+from indexer.lexical import LexicalIndex
 
 
 def unit_vectors(count: int, dimension: int = 8, seed: int = 0) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def lexical_for(count: int) -> LexicalIndex:
+    return LexicalIndex.build([f"product {number}" for number in range(count)], "english")
 
 
 def manifest_for(count: int, dimension: int = 8) -> dict:
@@ -22,7 +27,8 @@ def manifest_for(count: int, dimension: int = 8) -> dict:
 @pytest.fixture
 def published(tmp_path):
     index, description = artifacts.build_flat_index(unit_vectors(5))
-    path, checksum = artifacts.write_version(tmp_path, 7, index, {**manifest_for(5), "index": description})
+    path, checksum = artifacts.write_version(tmp_path, 7, index, lexical_for(5),
+                                             {**manifest_for(5), "index": description})
     return path, checksum
 
 
@@ -38,6 +44,29 @@ def test_written_version_reads_back(published):
     assert loaded.manifest["files"]["index.faiss"]["bytes"] == (path / "index.faiss").stat().st_size
     assert "faiss-cpu" in loaded.manifest["libraries"]
     assert loaded.manifest["created_at"].endswith("+00:00")
+
+
+def test_bm25_index_reads_back(published):
+    path, checksum = published
+
+    loaded = artifacts.read_version(path, 7, checksum)
+
+    assert loaded.lexical is not None
+    assert loaded.lexical.product_count == 5
+    assert loaded.manifest["lexical"]["language"] == "english"
+    assert any(name.startswith("lexical/") for name in loaded.manifest["files"])
+    scores = loaded.lexical.scores("product 3")
+    assert scores is not None
+    assert int(np.argmax(scores)) == 3
+
+
+def test_altered_bm25_file_is_rejected(published):
+    path, checksum = published
+    vocabulary = path / "lexical" / "vocab.index.json"
+    vocabulary.write_text(vocabulary.read_text().replace("product", "produce"))
+
+    with pytest.raises(ArtifactError, match=r"lexical/vocab\.index\.json checksum or size"):
+        artifacts.read_version(path, 7, checksum)
 
 
 def test_no_temporary_folder_remains(published, tmp_path):
@@ -90,7 +119,7 @@ def test_existing_folder_is_never_overwritten(published, tmp_path):
     index, _ = artifacts.build_flat_index(unit_vectors(2))
 
     with pytest.raises(ArtifactError, match="already exists"):
-        artifacts.write_version(tmp_path, 7, index, manifest_for(2))
+        artifacts.write_version(tmp_path, 7, index, lexical_for(2), manifest_for(2))
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
@@ -101,5 +130,5 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     index, _ = artifacts.build_flat_index(unit_vectors(2))
 
     with pytest.raises(OSError, match="disk full"):
-        artifacts.write_version(tmp_path, 8, index, manifest_for(2))
+        artifacts.write_version(tmp_path, 8, index, lexical_for(2), manifest_for(2))
     assert list(tmp_path.iterdir()) == []

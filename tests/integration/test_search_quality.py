@@ -1,0 +1,184 @@
+"""Ranking modes, filters, thresholds, explanations and similar products over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import TOOLS
+
+pytestmark = pytest.mark.integration
+
+DRILLS = [
+    [f"D-{model}", f"Cordless Drill Driver {model} 18-Volt", "Compact cordless drill with two batteries.",
+     "Drills", "Voltex"]
+    for model in ("VX1820", "VX1821", "VX1830", "VX2040", "VX2041", "DD-500", "DD-510", "KR-18B")
+]
+
+
+@pytest.fixture
+def catalog_client(settings, build, write_csv, serve):
+    build(write_csv([*TOOLS, *DRILLS]))
+    with serve(settings) as client:
+        yield client
+
+
+@pytest.mark.parametrize("model", ["VX1821", "DD-510", "KR-18B"])
+def test_model_number_in_query_ranks_its_product_first(catalog_client, model):
+    response = catalog_client.post("/search", json={
+        "queries": [f"cordless drill {model}"], "top_k": 5, "mode": "hybrid"})
+
+    assert response.status_code == 200
+    assert response.json()["mode"] == "hybrid"
+    assert response.json()["results"][0]["matches"][0]["product_id"] == f"D-{model}"
+
+
+def test_default_mode_is_hybrid(catalog_client):
+    body = catalog_client.post("/search", json={"queries": ["hammer"]}).json()
+
+    assert body["mode"] == "hybrid"
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_every_mode_finds_the_saw(catalog_client, mode):
+    body = catalog_client.post("/search", json={
+        "queries": ["circular saw for wood"], "top_k": 3, "mode": mode}).json()
+
+    assert body["mode"] == mode
+    assert body["results"][0]["matches"][0]["product_id"] == "T-1"
+
+
+def test_explain_adds_score_parts(catalog_client):
+    body = catalog_client.post("/search", json={
+        "queries": ["cordless drill VX2040"], "top_k": 3, "mode": "hybrid", "explain": True}).json()
+
+    first = body["results"][0]["matches"][0]
+    explanation = first["explanation"]
+    assert first["product_id"] == "D-VX2040"
+    assert explanation["fused_score"] == first["score"]
+    assert explanation["lexical_rank"] == 1
+    assert explanation["lexical_score"] > 0
+    assert 0 < explanation["dense_score"] <= 1
+    assert explanation["dense_rank"] >= 1
+
+
+def test_explain_in_dense_mode_has_no_lexical_parts(catalog_client):
+    body = catalog_client.post("/search", json={
+        "queries": ["hammer"], "top_k": 1, "mode": "dense", "explain": True}).json()
+
+    first = body["results"][0]["matches"][0]
+    assert first["explanation"] == {"dense_score": first["score"], "dense_rank": 1,
+                                    "lexical_score": None, "lexical_rank": None,
+                                    "fused_score": None}
+
+
+def test_without_explain_matches_have_no_explanation(catalog_client):
+    body = catalog_client.post("/search", json={"queries": ["hammer"], "top_k": 1}).json()
+
+    assert "explanation" not in body["results"][0]["matches"][0]
+
+
+def test_min_score_is_echoed_with_removed_count(catalog_client):
+    everything = catalog_client.post("/search", json={
+        "queries": ["circular saw"], "top_k": 5, "mode": "dense"}).json()
+    scores = [match["score"] for match in everything["results"][0]["matches"]]
+    threshold = scores[1]
+
+    body = catalog_client.post("/search", json={
+        "queries": ["circular saw"], "top_k": 5, "mode": "dense", "min_score": threshold}).json()
+
+    kept = body["results"][0]["matches"]
+    assert body["min_score"] == threshold
+    assert [match["score"] for match in kept] == [score for score in scores if score >= threshold]
+    assert body["results"][0]["removed_by_min_score"] == 5 - len(kept)
+
+
+def test_filters_restrict_category_and_brand(catalog_client):
+    body = catalog_client.post("/search", json={
+        "queries": ["tool"], "top_k": 10,
+        "filters": {"category": ["Saws", "Drills"], "brand": "Acme"}}).json()
+
+    matches = body["results"][0]["matches"]
+    assert body["filter_matches"] == len(matches)
+    assert matches
+    assert {match["category"] for match in matches} <= {"Saws", "Drills"}
+    assert {match["brand"] for match in matches} == {"Acme"}
+
+
+def test_similar_products_exclude_the_product(catalog_client):
+    response = catalog_client.get("/products/D-VX1820/similar", params={"top_k": 4})
+
+    assert response.status_code == 200
+    body = response.json()
+    ids = [match["product_id"] for match in body["matches"]]
+    scores = [match["score"] for match in body["matches"]]
+    assert body["product_id"] == "D-VX1820"
+    assert body["index_version"] == 1
+    assert len(ids) == 4
+    assert "D-VX1820" not in ids
+    assert all(product_id.startswith("D-") for product_id in ids)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_similar_products_default_to_ten(catalog_client):
+    body = catalog_client.get("/products/T-1/similar").json()
+
+    assert len(body["matches"]) == 10
+
+
+def test_similar_products_of_unknown_id_is_404(catalog_client):
+    response = catalog_client.get("/products/NOPE-1/similar")
+
+    assert response.status_code == 404
+    assert "NOPE-1" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("top_k", ["0", "101", "many"])
+def test_similar_products_reject_bad_top_k(catalog_client, top_k):
+    response = catalog_client.get("/products/T-1/similar", params={"top_k": top_k})
+
+    assert response.status_code in (400, 422)
+    assert "top_k" in response.text
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"queries": ["saw"], "mode": "fuzzy"}, "mode"),
+    ({"queries": ["saw"], "filters": {"colour": "red"}}, "colour"),
+    ({"queries": ["saw"], "filters": {"brand": []}}, "brand"),
+    ({"queries": ["saw"], "filters": {"brand": 5}}, "brand"),
+    ({"queries": ["saw"], "filters": {"attributes": {"size": {"nested": 1}}}}, "attributes"),
+    ({"queries": ["saw"], "filters": {"attributes": {f"a{n}": "x" for n in range(21)}}}, "attributes"),
+    ({"queries": ["saw"], "min_score": "high"}, "min_score"),
+    ({"queries": ["saw"], "explain": "yes"}, "explain"),
+])
+def test_invalid_ranking_options_are_422(catalog_client, body, field):
+    response = catalog_client.post("/search", json=body)
+
+    assert response.status_code == 422
+    assert field in response.text
+
+
+def test_narrow_filter_returns_top_k_matching(settings, build, write_csv, serve):
+    # 1,000 products, of which 5 (0.5%) have the filtered brand; none of them is among the
+    # unfiltered top 100 for the query, so filtering after retrieval would return nothing.
+    rows = [[f"P-{n:04d}", f"Cordless drill model {n}", "Drill for wood and metal.", "Drills", "Common"]
+            for n in range(995)]
+    rows += [[f"R-{n}", f"Garden hose {n} ft", "Rubber hose for watering.", "Garden", "Rare"]
+             for n in range(5)]
+    build(write_csv(rows))
+
+    with serve(settings) as client:
+        for mode in ("dense", "hybrid"):
+            body = client.post("/search", json={
+                "queries": ["cordless drill"], "top_k": 5, "mode": mode,
+                "filters": {"brand": "Rare"}}).json()
+
+            matches = body["results"][0]["matches"]
+            assert body["filter_matches"] == 5, mode
+            assert len(matches) == 5, mode
+            assert {match["brand"] for match in matches} == {"Rare"}, mode
+
+        # Lexical mode returns only products that contain a query word, filtered or not.
+        lexical = client.post("/search", json={
+            "queries": ["cordless drill"], "top_k": 5, "mode": "lexical",
+            "filters": {"brand": "Rare"}}).json()
+        assert lexical["results"][0]["matches"] == []
