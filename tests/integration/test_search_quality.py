@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+
 import pytest
 
+from indexer.schema import IndexVersion
 from tests.conftest import TOOLS
 
 pytestmark = pytest.mark.integration
@@ -182,3 +187,25 @@ def test_narrow_filter_returns_top_k_matching(settings, build, write_csv, serve)
             "queries": ["cordless drill"], "top_k": 5, "mode": "lexical",
             "filters": {"brand": "Rare"}}).json()
         assert lexical["results"][0]["matches"] == []
+
+
+def test_version_without_bm25_gets_it_at_load(settings, build, write_csv, serve, sessions):
+    # A version written before versions stored a BM25 index: no lexical/ folder, and a
+    # manifest without it whose checksum the database records.
+    report = build(write_csv([*TOOLS, *DRILLS]))
+    shutil.rmtree(report.path / "lexical")
+    manifest = json.loads((report.path / "manifest.json").read_text())
+    del manifest["lexical"]
+    manifest["files"] = {name: entry for name, entry in manifest["files"].items()
+                         if not name.startswith("lexical/")}
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    (report.path / "manifest.json").write_bytes(manifest_bytes)
+    with sessions.begin() as session:
+        session.get_one(IndexVersion, report.version).artifact_checksum = (
+            hashlib.sha256(manifest_bytes).hexdigest())
+
+    with serve(settings) as client:
+        body = client.post("/search", json={
+            "queries": ["drill DD-500"], "top_k": 1, "mode": "lexical"}).json()
+
+    assert body["results"][0]["matches"][0]["product_id"] == "D-DD-500"

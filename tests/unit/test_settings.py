@@ -56,3 +56,24 @@ def test_bad_text_template_rejected(template, message):
 def test_unknown_log_format_rejected():
     with pytest.raises(SettingsError, match="LOG_FORMAT"):
         Settings.from_env({"CATALOG_SEARCH_LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("SEARCH_MODE", "fuzzy", "SEARCH_MODE must be one of dense, lexical, hybrid"),
+    ("HYBRID_DENSE_WEIGHT", "1.5", "HYBRID_DENSE_WEIGHT must be between 0 and 1"),
+    ("HYBRID_DENSE_WEIGHT", "-0.1", "HYBRID_DENSE_WEIGHT must be between 0 and 1"),
+    ("HYBRID_DEPTH", "0", "HYBRID_DEPTH must be at least 1"),
+    ("LEXICAL_LANGUAGE", "klingon", "LEXICAL_LANGUAGE must be one of"),
+])
+def test_bad_ranking_setting_rejected(variable, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({f"CATALOG_SEARCH_{variable}": value})
+
+
+def test_ranking_defaults():
+    settings = Settings.from_env({})
+
+    assert settings.search_mode == "hybrid"
+    assert settings.hybrid_dense_weight == 0.5
+    assert settings.hybrid_depth == 100
+    assert settings.lexical_language == "english"
