@@ -70,6 +70,7 @@ class BuildContext:
     template: str
     lexical_language: str = "english"
     """Stemmer and stop-word language of the BM25 index."""
+    index_choice: artifacts.IndexChoice = field(default_factory=artifacts.IndexChoice)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
     timings["encode_seconds"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    index, index_description = artifacts.build_flat_index(vectors)
+    index, index_description = artifacts.build_index(vectors, context.index_choice)
     lexical_index = LexicalIndex.build(texts, context.lexical_language)
     manifest = {
         "model": {"name": embedder.name, "path": str(embedder.path),

@@ -158,7 +158,8 @@ def _build(args: argparse.Namespace, settings: Settings, engine: Engine,
         dry_run=args.dry_run, source="cli",
     )
     context = BuildContext(engine, sessions, functools.cache(lambda: load_embedder(settings)),
-                           settings.index_dir, settings.text_template, settings.lexical_language)
+                           settings.index_dir, settings.text_template, settings.lexical_language,
+                           settings.index_choice)
     report = build_version(request, context)
     if isinstance(report, DryRunReport):
         _print_dry_run(report, args.catalog)
@@ -252,7 +253,8 @@ def _schedule(args: argparse.Namespace, settings: Settings, engine: Engine,
     request = BuildRequest(catalog=args.catalog, columns=args.columns, format=args.format,
                            skip_invalid=args.skip_invalid)
     context = BuildContext(engine, sessions, functools.cache(lambda: load_embedder(settings)),
-                           settings.index_dir, settings.text_template, settings.lexical_language)
+                           settings.index_dir, settings.text_template, settings.lexical_language,
+                           settings.index_choice)
 
     def run() -> None:
         try:

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -18,6 +19,15 @@ log = structlog.get_logger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """Files whose bytes identify the weights; the first one found is fingerprinted."""
+
+
+class TextEncoder(Protocol):
+    """Anything that encodes texts like `Embedder.encode`, for one model fingerprint."""
+
+    fingerprint: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class Embedder:

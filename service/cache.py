@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from indexer.embedding import Embedder
+from indexer.embedding import TextEncoder
 from service import metrics
 
 
@@ -23,14 +23,14 @@ class EmbeddingCache:
         self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def encode(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
         """Return vectors of shape (len(texts), dimension), float32, encoding only unseen texts."""
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for text in dict.fromkeys(texts):
-                vector = self._entries.get((embedder.fingerprint, text))
+                vector = self._entries.get((encoder.fingerprint, text))
                 if vector is not None:
-                    self._entries.move_to_end((embedder.fingerprint, text))
+                    self._entries.move_to_end((encoder.fingerprint, text))
                     found[text] = vector
         missing = [text for text in dict.fromkeys(texts) if text not in found]
         misses = sum(text not in found for text in texts)
@@ -38,13 +38,13 @@ class EmbeddingCache:
         metrics.CACHE_REQUESTS.labels("miss").inc(misses)
 
         if missing:
-            encoded = metrics.timed_encode(embedder, missing)
+            encoded = encoder.encode(missing)
             encoded.setflags(write=False)
             for text, vector in zip(missing, encoded, strict=True):
                 found[text] = vector
-            self._store(embedder.fingerprint, missing, encoded)
+            self._store(encoder.fingerprint, missing, encoded)
         if not texts:
-            return np.zeros((0, embedder.dimension), dtype=np.float32)
+            return np.zeros((0, encoder.dimension), dtype=np.float32)
         return np.stack([found[text] for text in texts])
 
     def _store(self, fingerprint: str, texts: list[str], vectors: np.ndarray) -> None:

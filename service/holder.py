@@ -90,11 +90,12 @@ class IndexHolder:
     """Follows the database's active pointer and keeps the matching `ServedIndex`."""
 
     def __init__(self, sessions: sessionmaker[Session], index_dir: Path,
-                 lexical_language: str = "english") -> None:
+                 lexical_language: str = "english", hnsw_ef_search: int = 128) -> None:
         self.sessions = sessions
         self.index_dir = index_dir
         self.lexical_language = lexical_language
         """BM25 language for versions that were stored without a BM25 index."""
+        self.hnsw_ef_search = hnsw_ef_search
         self.current: ServedIndex | None = None
         self.rejected: Rejection | None = None
         self.active_exists = False
@@ -148,6 +149,8 @@ class IndexHolder:
         if loaded.manifest["model"]["fingerprint"] != embedder.fingerprint:
             raise ArtifactError(record.id, "manifest names another model than the database")
 
+        if isinstance(loaded.index, faiss.IndexHNSW):
+            loaded.index.hnsw.efSearch = self.hnsw_ef_search
         products = versions.load_products(session, record.id)
         if len(products.ids) != loaded.index.ntotal:
             raise ArtifactError(

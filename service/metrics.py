@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from indexer.embedding import Embedder
+from indexer.embedding import TextEncoder
 
 ENCODE_BATCH_SIZE = Histogram(
     "catalog_search_encode_batch_size", "Texts per call to the embedding model",
@@ -48,10 +48,10 @@ BEST_SCORE = Histogram(
 )
 
 
-def timed_encode(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+def timed_encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
     """Encode with the model and record the batch size and the time it took."""
     started = time.perf_counter()
-    vectors = embedder.encode(texts)
+    vectors = encoder.encode(texts)
     ENCODE_SECONDS.observe(time.perf_counter() - started)
     ENCODE_BATCH_SIZE.observe(len(texts))
     return vectors

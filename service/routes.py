@@ -80,10 +80,10 @@ class SearchController(Controller):
         if data.products is not None:
             check_texts("products", data.products, settings.max_products, settings)
         check_top_k(data.top_k, settings)
-        embedder = runtime.require_embedder()
+        encoder = runtime.require_encoder()
 
         if data.products is not None:
-            ranked = search.match_products(embedder, runtime.cache, data.text, data.products,
+            ranked = search.match_products(encoder, runtime.cache, data.text, data.products,
                                           data.top_k)
             results = [QueryMatches(query, [Match(hit.text, hit.score) for hit in hits])
                        for query, hits in zip(data.text, ranked, strict=True)]
@@ -91,7 +91,7 @@ class SearchController(Controller):
 
         # Catalog matches keep the original service's cosine scores, so this route ranks dense.
         served = runtime.require_index()
-        found = search.search_catalog(embedder, runtime.cache, served, data.text,
+        found = search.search_catalog(encoder, runtime.cache, served, data.text,
                                       search.SearchOptions(data.top_k, "dense"), settings)
         results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id)
                                         for hit in result.hits])
@@ -109,10 +109,10 @@ class SearchController(Controller):
             data.top_k, data.mode or settings.search_mode, to_filter(data.filters), data.min_score,
             data.explain,
         )
-        embedder = runtime.require_embedder()
+        encoder = runtime.require_encoder()
         served = runtime.require_index()
 
-        found = search.search_catalog(embedder, runtime.cache, served, data.queries, options,
+        found = search.search_catalog(encoder, runtime.cache, served, data.queries, options,
                                       settings)
         results = [
             SearchResult(query, [to_match(hit, options) for hit in result.hits],

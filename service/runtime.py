@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import faiss
 import structlog
 from anyio import to_thread
 from sqlalchemy import Engine
@@ -19,11 +20,16 @@ from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReady
 from indexer.schema import IndexVersion
 from indexer.settings import Settings
 from service import metrics
+from service.batching import EncodeBatcher
 from service.cache import EmbeddingCache
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
 
 log = structlog.get_logger(__name__)
+
+BATCH_TEXTS_PER_MODEL_BATCH = 4
+"""A micro-batch stops gathering at this many times `encode_batch_size` texts, so that one
+batch does not delay its first request by several forward passes."""
 
 
 class Runtime:
@@ -38,11 +44,15 @@ class Runtime:
         self.settings = settings
         self.engine = engine
         self.sessions = session_factory(engine)
-        self.holder = IndexHolder(self.sessions, settings.index_dir, settings.lexical_language)
+        self.holder = IndexHolder(self.sessions, settings.index_dir, settings.lexical_language,
+                                  settings.hnsw_ef_search)
+        faiss.omp_set_num_threads(settings.faiss_threads)
         self.cache = EmbeddingCache(settings.embedding_cache_size)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
         self.embedder: Embedder | None = None
+        self.encoder: EncodeBatcher | None = None
+        """The model behind the micro-batcher; search routes encode through it."""
         self.model_error: str | None = None
         self._load_embedder = load_embedder
         self._tasks: list[asyncio.Task[None]] = []
@@ -52,6 +62,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.jobs.shutdown()
+        if self.encoder is not None:
+            await to_thread.run_sync(self.encoder.close)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -60,6 +72,11 @@ class Runtime:
         if self.embedder is None:
             raise ModelNotReadyError(self.model_error or "the embedding model is still loading")
         return self.embedder
+
+    def require_encoder(self) -> EncodeBatcher:
+        if self.encoder is None:
+            raise ModelNotReadyError(self.model_error or "the embedding model is still loading")
+        return self.encoder
 
     def require_index(self) -> ServedIndex:
         served = self.holder.current
@@ -88,7 +105,7 @@ class Runtime:
         embedder = self.require_embedder()
         context = BuildContext(self.engine, self.sessions, lambda: embedder,
                                self.settings.index_dir, self.settings.text_template,
-                               self.settings.lexical_language)
+                               self.settings.lexical_language, self.settings.index_choice)
         def on_done() -> None:
             self.holder.refresh(embedder)
             self.export_served_version()
@@ -97,11 +114,14 @@ class Runtime:
 
     async def _run(self) -> None:
         try:
-            self.embedder = await to_thread.run_sync(self._load_embedder)
+            embedder = await to_thread.run_sync(self._load_embedder)
         except CatalogSearchError as error:
             self.model_error = str(error)
             log.error("model_load_failed", error=str(error))
             return
+        self.encoder = EncodeBatcher(embedder, self.settings.encode_batch_wait_ms / 1000,
+                                     BATCH_TEXTS_PER_MODEL_BATCH * self.settings.encode_batch_size)
+        self.embedder = embedder
         while True:
             await self.refresh()
             await asyncio.sleep(self.settings.poll_interval_seconds)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.embedding import Embedder
+from indexer.embedding import TextEncoder
 from indexer.errors import ProductNotFoundError
 from indexer.settings import Settings
 from service import metrics, ranking
@@ -57,11 +57,11 @@ class CatalogSearch:
     filter_matches: int | None
 
 
-def search_catalog(embedder: Embedder, cache: EmbeddingCache, served: ServedIndex,
+def search_catalog(encoder: TextEncoder, cache: EmbeddingCache, served: ServedIndex,
                    queries: Sequence[str], options: SearchOptions,
                    settings: Settings) -> CatalogSearch:
     """Encode the queries unless the mode is lexical, then rank them with `rank_catalog`."""
-    vectors = None if options.mode == "lexical" else cache.encode(embedder, queries)
+    vectors = None if options.mode == "lexical" else cache.encode(encoder, queries)
     return rank_catalog(served, queries, vectors, options, settings)
 
 
@@ -131,7 +131,7 @@ def similar_products(served: ServedIndex, product_id: str, top_k: int) -> list[C
     return hits
 
 
-def match_products(embedder: Embedder, cache: EmbeddingCache, queries: Sequence[str],
+def match_products(encoder: TextEncoder, cache: EmbeddingCache, queries: Sequence[str],
                    products: Sequence[str], top_k: int) -> list[list[AdHocHit]]:
     """Rank posted product texts for each query by cosine similarity.
 
@@ -139,7 +139,7 @@ def match_products(embedder: Embedder, cache: EmbeddingCache, queries: Sequence[
     each distinct text once. Ties keep the products' order in the request.
     """
     unique = list(dict.fromkeys([*queries, *products]))
-    vectors = cache.encode(embedder, unique)
+    vectors = cache.encode(encoder, unique)
     row = {text: number for number, text in enumerate(unique)}
     query_vectors = vectors[[row[text] for text in queries]]
     product_vectors = vectors[[row[text] for text in products]]

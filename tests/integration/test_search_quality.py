@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 
+from indexer.artifacts import IndexChoice
+from indexer.build import BuildContext, BuildRequest, build_version
 from indexer.schema import IndexVersion
 from tests.conftest import TOOLS
 
@@ -209,3 +211,25 @@ def test_version_without_bm25_gets_it_at_load(settings, build, write_csv, serve,
             "queries": ["drill DD-500"], "top_k": 1, "mode": "lexical"}).json()
 
     assert body["results"][0]["matches"][0]["product_id"] == "D-DD-500"
+
+
+def test_hnsw_version_serves_filtered_search(settings, engine, sessions, embedder, write_csv, serve):
+    rows = [[f"P-{n:03d}", f"Cordless drill model {n}", "Drill for wood.", "Drills", "Common"]
+            for n in range(300)]
+    rows += [[f"R-{n}", f"Garden hose {n} ft", "Rubber hose.", "Garden", "Rare"] for n in range(3)]
+    context = BuildContext(engine, sessions, lambda: embedder, settings.index_dir,
+                           settings.text_template, index_choice=IndexChoice("hnsw", hnsw_m=8))
+    report = build_version(BuildRequest(write_csv(rows), activate=True), context)
+
+    with serve(settings) as client:
+        unfiltered = client.post("/search", json={"queries": ["garden hose"], "top_k": 3}).json()
+        filtered = client.post("/search", json={
+            "queries": ["cordless drill"], "top_k": 3, "mode": "dense",
+            "filters": {"brand": "Rare"}}).json()
+        similar = client.get("/products/R-1/similar", params={"top_k": 2}).json()
+
+    manifest = json.loads((report.path / "manifest.json").read_text())
+    assert manifest["index"]["type"] == "IndexHNSWFlat"
+    assert {match["product_id"] for match in unfiltered["results"][0]["matches"]} == {"R-0", "R-1", "R-2"}
+    assert {match["product_id"] for match in filtered["results"][0]["matches"]} == {"R-0", "R-1", "R-2"}
+    assert {match["product_id"] for match in similar["matches"]} == {"R-0", "R-2"}

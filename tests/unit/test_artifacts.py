@@ -26,7 +26,7 @@ def manifest_for(count: int, dimension: int = 8) -> dict:
 
 @pytest.fixture
 def published(tmp_path):
-    index, description = artifacts.build_flat_index(unit_vectors(5))
+    index, description = artifacts.build_index(unit_vectors(5))
     path, checksum = artifacts.write_version(tmp_path, 7, index, lexical_for(5),
                                              {**manifest_for(5), "index": description})
     return path, checksum
@@ -116,7 +116,7 @@ def test_missing_folder_is_rejected(tmp_path):
 
 
 def test_existing_folder_is_never_overwritten(published, tmp_path):
-    index, _ = artifacts.build_flat_index(unit_vectors(2))
+    index, _ = artifacts.build_index(unit_vectors(2))
 
     with pytest.raises(ArtifactError, match="already exists"):
         artifacts.write_version(tmp_path, 7, index, lexical_for(2), manifest_for(2))
@@ -127,8 +127,26 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(artifacts, "_fsync_dir", fail)
-    index, _ = artifacts.build_flat_index(unit_vectors(2))
+    index, _ = artifacts.build_index(unit_vectors(2))
 
     with pytest.raises(OSError, match="disk full"):
         artifacts.write_version(tmp_path, 8, index, lexical_for(2), manifest_for(2))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("kind", "count", "expected"), [
+    ("auto", 199_999, "flat"), ("auto", 200_000, "hnsw"), ("flat", 10**7, "flat"), ("hnsw", 1, "hnsw"),
+])
+def test_index_choice_by_size(kind, count, expected):
+    assert artifacts.IndexChoice(kind).resolve(count) == expected
+
+
+def test_hnsw_index_finds_nearest_and_reconstructs():
+    vectors = unit_vectors(500, dimension=16, seed=3)
+
+    index, description = artifacts.build_index(vectors, artifacts.IndexChoice("hnsw", hnsw_m=16))
+
+    _, positions = index.search(vectors[:5], 1)
+    assert description["type"] == "IndexHNSWFlat"
+    assert positions[:, 0].tolist() == [0, 1, 2, 3, 4]
+    assert np.array_equal(index.reconstruct(7), vectors[7])

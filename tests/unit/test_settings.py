@@ -64,8 +64,13 @@ def test_unknown_log_format_rejected():
     ("HYBRID_DENSE_WEIGHT", "-0.1", "HYBRID_DENSE_WEIGHT must be between 0 and 1"),
     ("HYBRID_DEPTH", "0", "HYBRID_DEPTH must be at least 1"),
     ("LEXICAL_LANGUAGE", "klingon", "LEXICAL_LANGUAGE must be one of"),
+    ("INDEX_TYPE", "ivf", "INDEX_TYPE must be one of auto, flat, hnsw"),
+    ("HNSW_M", "0", "HNSW_M must be at least 1"),
+    ("HNSW_EF_SEARCH", "0", "HNSW_EF_SEARCH must be at least 1"),
+    ("FAISS_THREADS", "0", "FAISS_THREADS must be at least 1"),
+    ("ENCODE_BATCH_WAIT_MS", "-1", "ENCODE_BATCH_WAIT_MS must be 0 or more"),
 ])
-def test_bad_ranking_setting_rejected(variable, value, message):
+def test_bad_search_setting_rejected(variable, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({f"CATALOG_SEARCH_{variable}": value})
 
@@ -77,3 +82,6 @@ def test_ranking_defaults():
     assert settings.hybrid_dense_weight == 0.5
     assert settings.hybrid_depth == 100
     assert settings.lexical_language == "english"
+    assert settings.index_choice.resolve(199_999) == "flat"
+    assert settings.index_choice.resolve(200_000) == "hnsw"
+    assert settings.faiss_threads == 1
