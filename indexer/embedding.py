@@ -13,6 +13,7 @@ import structlog
 
 from indexer.checksums import sha256_files
 from indexer.errors import ModelLoadError
+from indexer.onnx_encoder import OnnxEncoder
 from indexer.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -38,8 +39,14 @@ class Embedder:
     across threads fails with "Already borrowed".
     """
 
-    def __init__(self, model_path: str | Path, batch_size: int = 64) -> None:
-        """Load the model; raises `ModelLoadError` when the folder is missing or unusable."""
+    def __init__(self, model_path: str | Path, batch_size: int = 64, backend: str = "torch",
+                 onnx_dir: Path | None = None) -> None:
+        """Load the model; raises `ModelLoadError` when the folder is missing or unusable.
+
+        With `backend="onnx"` texts are encoded by ONNX Runtime from the model exported into
+        `onnx_dir` (exported there on first use); tokenization stays with the model's own
+        tokenizer, and the PyTorch weights stay loaded for it and for the export.
+        """
         path = Path(model_path)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise ModelLoadError(
@@ -70,9 +77,15 @@ class Embedder:
         self.dimension = int(dimension)
         self.max_seq_length = int(self._model.max_seq_length)
         self.fingerprint = fingerprint_model(path)
+        self.backend = backend
+        self._onnx: OnnxEncoder | None = None
+        if backend == "onnx":
+            if onnx_dir is None:
+                raise ModelLoadError("the ONNX backend needs a folder for the exported model")
+            self._onnx = OnnxEncoder(self._model, onnx_dir / self.fingerprint[:16])
         self._lock = threading.Lock()
         log.info("model_loaded", model=self.name, path=str(path), dimension=self.dimension,
-                 fingerprint=self.fingerprint[:12])
+                 fingerprint=self.fingerprint[:12], backend=backend)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Return an array of shape (len(texts), dimension), float32, each row of L2 norm 1.
@@ -83,6 +96,8 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
+            if self._onnx is not None:
+                return self._onnx.encode(texts, self.batch_size)
             vectors = self._model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=progress,
@@ -102,8 +117,9 @@ class Embedder:
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """Load the model the settings name, with their batch size."""
-    return Embedder(settings.model, settings.encode_batch_size)
+    """Load the model the settings name, with their batch size and backend."""
+    return Embedder(settings.model, settings.encode_batch_size, settings.encoder_backend,
+                    settings.onnx_dir)
 
 
 def fingerprint_model(path: Path) -> str:

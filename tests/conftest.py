@@ -145,7 +145,7 @@ def serve(embedder) -> Iterator[Callable[[Settings], contextlib.AbstractContextM
 
     @contextlib.contextmanager
     def start(settings: Settings, until: Callable[[httpx.Response], bool] | None = None,
-              ) -> Iterator[httpx.Client]:
+              embedder: Embedder = embedder) -> Iterator[httpx.Client]:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]

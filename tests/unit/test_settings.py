@@ -69,6 +69,7 @@ def test_unknown_log_format_rejected():
     ("HNSW_EF_SEARCH", "0", "HNSW_EF_SEARCH must be at least 1"),
     ("FAISS_THREADS", "0", "FAISS_THREADS must be at least 1"),
     ("ENCODE_BATCH_WAIT_MS", "-1", "ENCODE_BATCH_WAIT_MS must be 0 or more"),
+    ("ENCODER_BACKEND", "tensorflow", "ENCODER_BACKEND must be one of onnx, torch"),
 ])
 def test_bad_search_setting_rejected(variable, value, message):
     with pytest.raises(SettingsError, match=message):
