@@ -84,10 +84,16 @@ def settings(tmp_path: Path, database_backend: str) -> Settings:
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
-    """The environment that gives a subprocess the same settings."""
+    """The environment that gives a subprocess the same settings.
+
+    Subprocesses encode with PyTorch, like the in-process model fixture, so that each test's
+    fresh data folder does not export its own ONNX model; tests/integration/test_onnx.py
+    covers that backend.
+    """
     return {**os.environ, "CATALOG_SEARCH_DATA_DIR": str(settings.data_dir),
             "CATALOG_SEARCH_DATABASE_URL": settings.database_url,
-            "CATALOG_SEARCH_LOG_FORMAT": "json", "HF_HUB_OFFLINE": "1"}
+            "CATALOG_SEARCH_LOG_FORMAT": "json", "CATALOG_SEARCH_ENCODER_BACKEND": "torch",
+            "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture
