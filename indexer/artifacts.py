@@ -140,7 +140,7 @@ def read_version(path: Path, version: int, manifest_checksum: str) -> LoadedArti
     try:
         manifest_bytes = (path / MANIFEST_FILE).read_bytes()
     except OSError as error:
-        raise ArtifactError(version, f"cannot read {path / MANIFEST_FILE}: {error.strerror}") from error
+        raise ArtifactError(version, f"cannot read {MANIFEST_FILE}: {error.strerror}") from error
     if hashlib.sha256(manifest_bytes).hexdigest() != manifest_checksum:
         raise ArtifactError(version, f"{MANIFEST_FILE} checksum does not match the database")
     manifest = json.loads(manifest_bytes)

@@ -1,4 +1,4 @@
-"""Command line of the indexer: `python -m indexer build|versions|activate|migrate`."""
+"""Command line of the indexer: `python -m indexer build|versions|activate|keys|audit|...`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from indexer import versions
+from indexer import access_cli, audit, versions
 from indexer.backup import backup, restore
 from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
 from indexer.catalog import ColumnMap
@@ -130,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--from", dest="source", type=Path, required=True, help="backup folder")
     load.set_defaults(command=_restore)
 
+    access_cli.add_commands(commands)
+
     upgrade = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     upgrade.set_defaults(command=lambda args, settings, engine, sessions: 0)
     return parser
@@ -221,23 +223,25 @@ def _versions(args: argparse.Namespace, settings: Settings, engine: Engine,
 
 def _activate(args: argparse.Namespace, settings: Settings, engine: Engine,
               sessions: Sessions) -> int:
-    with sessions.begin() as session:
+    with sessions() as session:
         active = versions.get_active(session)
-        if active is not None and active.version.id == args.version:
-            print(f"Version {args.version} is already active; nothing changed.")
-            return 0
-        record = versions.activate(session, args.version, source="cli")
-        print(f"Version {record.id} is now active ({record.product_count} products). "
-              "Running services switch to it within their poll interval.")
+    if active is not None and active.version.id == args.version:
+        print(f"Version {args.version} is already active; nothing changed.")
+        return 0
+    with audit.audited(sessions, audit.CLI_ACTOR, "activate", f"version {args.version}") as action:
+        record = versions.activate(action.session, args.version, source="cli")
+    print(f"Version {record.id} is now active ({record.product_count} products). "
+          "Running services switch to it within their poll interval.")
     return 0
 
 
 def _rollback(args: argparse.Namespace, settings: Settings, engine: Engine,
               sessions: Sessions) -> int:
-    with sessions.begin() as session:
-        record = versions.rollback(session, source="cli")
-        print(f"Rolled back: version {record.id} is active again ({record.product_count} products). "
-              "Running services switch to it within their poll interval.")
+    with audit.audited(sessions, audit.CLI_ACTOR, "rollback", "the previously active version") as action:
+        record = versions.rollback(action.session, source="cli")
+        action.target = f"version {record.id}"
+    print(f"Rolled back: version {record.id} is active again ({record.product_count} products). "
+          "Running services switch to it within their poll interval.")
     return 0
 
 

@@ -60,11 +60,19 @@ class NoRollbackTargetError(CatalogSearchError):
 
 
 class AuthenticationError(CatalogSearchError):
-    """A request to a protected route carries no key or a wrong one."""
+    """A request to a protected route carries no API key, or one that is unknown or revoked."""
 
 
 class AccessDeniedError(CatalogSearchError):
-    """A request reached routes that the settings disable."""
+    """A request carries a valid API key that lacks the scope the route needs."""
+
+
+class ApiKeyError(CatalogSearchError):
+    """An API key cannot be created or revoked: invalid name or scope, name taken, or unknown name."""
+
+
+class DatabaseUnavailableError(CatalogSearchError):
+    """The metadata database cannot be reached, so a request that needs it cannot be served now."""
 
 
 class ProductNotFoundError(CatalogSearchError):

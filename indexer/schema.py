@@ -1,4 +1,5 @@
-"""Metadata schema: index versions, their products, and the single active pointer.
+"""Metadata schema: index versions, their products, the single active pointer, API keys and
+the audit log.
 
 Alembic owns this schema (see `migrations/`); a change here needs a new revision.
 """
@@ -35,6 +36,11 @@ NAMING_CONVENTION = {
 STATUSES = ("building", "ready", "failed", "retired")
 """Stored statuses. `active` is not stored: it is the status shown for the version that
 the active pointer names, so the two can never disagree."""
+
+SCOPES = ("search", "admin")
+"""API key scopes. `search` opens the search routes; `admin` opens the admin routes and search."""
+
+AUDIT_ACTIONS = ("activate", "rollback", "reindex", "key_created", "key_revoked")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -140,3 +146,36 @@ class ActiveIndex(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     version_id: Mapped[int] = mapped_column(ForeignKey("index_versions.id"))
     activated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    """An API key, stored as the SHA-256 of the key; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    """Names the holder in the audit log and the rate limiter; a revoked key keeps its name."""
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    """Random public part of the key that finds its row; the rest of the key is secret."""
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))
+    """Space-separated scopes, as OAuth 2.0 writes them."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One admin action: who requested it, what it changed and how it ended."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (CheckConstraint(f"action IN {AUDIT_ACTIONS}", name="action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_name: Mapped[str] = mapped_column(String(100))
+    """Name of the API key that requested the action, or `cli` for the indexer command line."""
+    action: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(Text)
+    """`ok`, or `failed: ` and the error."""

@@ -8,6 +8,7 @@ package. `Settings.from_env()` is called once by each entry point, never at impo
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,9 +126,6 @@ class Settings:
     low_score_threshold: float = 0.3
     """Best scores under this count as low in `catalog_search_low_score_queries_total`."""
 
-    admin_key: str = ""
-    """Key for the `/api/v1/index` admin routes, sent as `X-API-Key`; empty disables them."""
-
     catalog_path: str = ""
     """Catalog file the admin reindex route builds; empty disables that route."""
 
@@ -136,6 +134,33 @@ class Settings:
 
     max_removed_fraction: float = 0.2
     """Promotion gate of the admin reindex: the share of products a new version may remove."""
+
+    open_search: bool | None = None
+    """Whether search routes serve requests without an API key. Unset, they do exactly when
+    `host` is a loopback address, as in the embedded set-up."""
+
+    rate_limit_search_per_minute: int = 600
+    """Search requests per minute per API key, or per client address without a key; 0 turns
+    the limit off. The default is a starting point, not a measurement: size it to your callers."""
+
+    rate_limit_admin_per_minute: int = 60
+    """Admin requests per minute per API key, or per client address without a key; 0 turns the
+    limit off."""
+
+    rate_limit_redis_url: str = ""
+    """Redis URL whose store the API replicas share for rate-limit counts, e.g.
+    `redis://redis:6379/0`; empty keeps the counts in each process's memory."""
+
+    rate_limit_namespace: str = "catalog-search"
+    """Prefix of the rate-limit keys in Redis, so that deployments can share one Redis."""
+
+    cors_allow_origins: str = ""
+    """Comma-separated origins whose browser pages may call the API, or `*`. Empty sends no
+    CORS headers, so that only pages of the service's own origin, like the playground, can."""
+
+    allowed_hosts: str = "*"
+    """Comma-separated values the `Host` header may have (with the port when clients send one,
+    `*.example.com` for subdomains); `*` accepts every host."""
 
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -162,6 +187,13 @@ class Settings:
     def index_dir(self) -> Path:
         """Folder with one sub-folder per index version."""
         return self.data_dir / "indexes"
+
+    @property
+    def search_is_open(self) -> bool:
+        """Whether search routes need no API key: `open_search`, or when unset, a loopback `host`."""
+        if self.open_search is not None:
+            return self.open_search
+        return self.host == "localhost" or _is_loopback_address(self.host)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -206,8 +238,9 @@ class Settings:
         if self.lexical_language not in LEXICAL_LANGUAGES:
             raise SettingsError(f"{ENV_PREFIX}LEXICAL_LANGUAGE must be one of "
                                 f"{', '.join(sorted(LEXICAL_LANGUAGES))}")
-        if self.admin_key and len(self.admin_key) < 16:
-            raise SettingsError(f"{ENV_PREFIX}ADMIN_KEY must have at least 16 characters")
+        for name in ("rate_limit_search_per_minute", "rate_limit_admin_per_minute"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be 0 or more")
         if self.log_format not in ("auto", "json", "console"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or console")
         check_text_template(self.text_template)
@@ -226,8 +259,30 @@ def check_text_template(template: str) -> None:
         raise SettingsError(f"{ENV_PREFIX}TEXT_TEMPLATE must contain {{title}}")
 
 
+def split_list(value: str) -> list[str]:
+    """Return the non-empty items of a comma-separated setting, without surrounding spaces."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+                 "false": False, "0": False, "no": False, "off": False}
+
+
 def _convert(name: str, raw: str, kind: Any) -> Any:
     kind = str(kind)
+    if kind in ("bool", "bool | None"):
+        if kind == "bool | None" and not raw.strip():
+            return None
+        if raw.strip().lower() not in BOOLEAN_WORDS:
+            raise SettingsError(f"{name} must be true or false, got {raw!r}")
+        return BOOLEAN_WORDS[raw.strip().lower()]
     try:
         if kind == "int":
             return int(raw)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
@@ -13,15 +16,18 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import Receive, Scope, Send
 
 from indexer.errors import (
     AccessDeniedError,
     AuthenticationError,
     BuildLockedError,
     CatalogSearchError,
+    DatabaseUnavailableError,
     IndexNotReadyError,
     JobNotFoundError,
     ModelNotReadyError,
@@ -31,12 +37,15 @@ from indexer.errors import (
     VersionNotActivatableError,
     VersionNotFoundError,
 )
+from indexer.settings import ENV_PREFIX
+from service.auth import route_group
 
 log = structlog.get_logger(__name__)
 
 STATUS_BY_ERROR: dict[type[CatalogSearchError], int] = {
     IndexNotReadyError: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotReadyError: HTTP_503_SERVICE_UNAVAILABLE,
+    DatabaseUnavailableError: HTTP_503_SERVICE_UNAVAILABLE,
     VersionNotFoundError: HTTP_404_NOT_FOUND,
     JobNotFoundError: HTTP_404_NOT_FOUND,
     ProductNotFoundError: HTTP_404_NOT_FOUND,
@@ -77,17 +86,32 @@ def validation_error_response(request: Request, error: ValidationException) -> R
 
 
 def client_error_response(request: Request, error: ClientException) -> Response:
-    """Keep Litestar's 4xx body, but name the body as the field when its JSON is malformed."""
+    """Keep Litestar's 4xx body, but name the limit of a 413 or 429, and the body as the field
+    when its JSON is malformed."""
     body: dict[str, object] = {"status_code": error.status_code, "detail": error.detail}
+    headers = dict(error.headers or {})
     if error.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         limit = request.app.state.runtime.settings.max_body_bytes
         body["detail"] = (f"the request body is larger than the maximum of {limit} bytes "
                           "(CATALOG_SEARCH_MAX_BODY_BYTES)")
+    if error.status_code == HTTP_429_TOO_MANY_REQUESTS:
+        # The rate-limit middleware sends the seconds until its window resets; at least 1.
+        retry_after = max(1, int(headers.get("RateLimit-Reset", "1")))
+        headers["Retry-After"] = str(retry_after)
+        body["detail"] = _rate_limit_detail(request, retry_after)
     if isinstance(error.__cause__, SerializationException):
         message = f"the request body is not valid JSON: {error.detail}"
         body = {"status_code": HTTP_400_BAD_REQUEST, "detail": message,
                 "extra": [{"key": "body", "message": message, "source": "body"}]}
-    return Response(body, status_code=error.status_code, headers=error.headers)
+    return Response(body, status_code=error.status_code, headers=headers)
+
+
+def _rate_limit_detail(request: Request, retry_after: int) -> str:
+    group = route_group(request.scope["path_template"])
+    setting = f"rate_limit_{group}_per_minute"
+    limit = getattr(request.app.state.runtime.settings, setting)
+    return (f"too many requests: the limit is {limit} {group} requests per minute per API key or "
+            f"client address ({ENV_PREFIX}{setting.upper()}); retry after {retry_after} s")
 
 
 def internal_error_response(request: Request, error: Exception) -> Response:
@@ -97,9 +121,22 @@ def internal_error_response(request: Request, error: Exception) -> Response:
     return Response(body, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Request, Any], Response]] = {
     Exception: internal_error_response,
     ClientException: client_error_response,
     CatalogSearchError: domain_error_response,
     ValidationException: validation_error_response,
 }
+
+
+async def send_error_response(scope: Scope, receive: Receive, send: Send, error: Exception) -> None:
+    """Send the response that the handler table makes for `error`, from inside a middleware.
+
+    Litestar turns an exception that a middleware raises into a response outside every
+    middleware, where the request id and the request metrics never see its status. A
+    middleware that rejects a request calls this instead of raising.
+    """
+    handler = next(EXCEPTION_HANDLERS[kind] for kind in type(error).__mro__ if kind in EXCEPTION_HANDLERS)
+    request: Request = scope["litestar_app"].request_class(scope, receive)
+    response = handler(request, error)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)

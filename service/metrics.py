@@ -47,6 +47,11 @@ BEST_SCORE = Histogram(
     buckets=(-0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
 )
 
+RATE_LIMIT_STORE_ERRORS = Counter(
+    "catalog_search_rate_limit_store_errors_total",
+    "Rate-limit store calls that failed; the requests concerned were served without a limit",
+)
+
 
 def timed_encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
     """Encode with the model and record the batch size and the time it took."""

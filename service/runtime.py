@@ -12,7 +12,7 @@ from anyio import to_thread
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from indexer import versions
+from indexer import audit, versions
 from indexer.build import BuildContext
 from indexer.database import session_factory
 from indexer.embedding import Embedder
@@ -89,34 +89,46 @@ class Runtime:
             )
         return served
 
-    def move_pointer(self, version: int | None) -> IndexVersion:
-        """Activate `version`, or roll back when it is None; blocking, returns the new active record."""
-        with self.sessions.begin() as session:
+    def move_pointer(self, version: int | None, key_name: str) -> IndexVersion:
+        """Activate `version`, or roll back when it is None, and record it in the audit log
+        under `key_name`; blocking, returns the new active record."""
+        action = "rollback" if version is None else "activate"
+        target = "the previously active version" if version is None else f"version {version}"
+        with audit.audited(self.sessions, key_name, action, target) as audited:
             if version is None:
-                record = versions.rollback(session, source="api")
+                record = versions.rollback(audited.session, source="api")
+                audited.target = f"version {record.id}"
             else:
-                record = versions.activate(session, version, source="api")
-        log.info("version_activated", index_version=record.id, source="api",
-                 action="rollback" if version is None else "activate")
+                record = versions.activate(audited.session, version, source="api")
+        log.info("version_activated", index_version=record.id, source="api", action=action,
+                 key_name=key_name)
         return record
 
-    def start_reindex(self) -> ReindexJob:
-        """Queue a reindex with this process's model; the holder follows a new activation at once."""
-        embedder = self.require_embedder()
-        context = BuildContext(self.engine, self.sessions, lambda: embedder,
-                               self.settings.index_dir, self.settings.text_template,
-                               self.settings.lexical_language, self.settings.index_choice)
-        def on_done() -> None:
-            self.holder.refresh(embedder)
-            self.export_served_version()
+    def start_reindex(self, key_name: str) -> ReindexJob:
+        """Queue a reindex with this process's model and record it in the audit log under
+        `key_name`; the holder follows a new activation at once."""
+        catalog = self.settings.catalog_path or "no catalog configured"
+        with audit.audited(self.sessions, key_name, "reindex", catalog) as audited:
+            embedder = self.require_embedder()
+            context = BuildContext(self.engine, self.sessions, lambda: embedder,
+                                   self.settings.index_dir, self.settings.text_template,
+                                   self.settings.lexical_language, self.settings.index_choice)
 
-        return self.jobs.start(context, on_done)
+            def on_done() -> None:
+                self.holder.refresh(embedder)
+                self.export_served_version()
+
+            job = self.jobs.start(context, on_done)
+            audited.target = f"{catalog} (job {job.id})"
+        return job
 
     async def _run(self) -> None:
         try:
             embedder = await to_thread.run_sync(self._load_embedder)
         except CatalogSearchError as error:
-            self.model_error = str(error)
+            # Responses name no file path; the log has the full error.
+            self.model_error = ("the embedding model failed to load; "
+                                "the service log (model_load_failed) has the reason")
             log.error("model_load_failed", error=str(error))
             return
         self.encoder = EncodeBatcher(embedder, self.settings.encode_batch_wait_ms / 1000,

@@ -22,6 +22,7 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from indexer import keys
 from indexer.build import BuildContext, BuildReport, BuildRequest, build_version
 from indexer.catalog import ColumnMap
 from indexer.database import create_database_engine, migrate, session_factory
@@ -128,6 +129,17 @@ def engine(settings):
 @pytest.fixture
 def sessions(engine):
     return session_factory(engine)
+
+
+@pytest.fixture
+def api_key(sessions) -> Callable[..., str]:
+    """Create an API key with a name and scopes in the test's database; returns the key."""
+
+    def create(name: str, *scopes: str) -> str:
+        with sessions.begin() as session:
+            return keys.create_key(session, name, scopes)
+
+    return create
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from tests.conftest import TOOLS, settings_environment
 
 pytestmark = pytest.mark.integration
 
-KEY = "observability-admin-key"
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
@@ -28,19 +27,20 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
     return sum(float(value) for label_set, value in pattern.findall(text) if labels in (label_set or ""))
 
 
-def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve):
+def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve, api_key):
     build(write_csv(TOOLS, name="first.csv"))
+    key = api_key("operator", "admin")
     feed = write_csv([*TOOLS, ["T-7", "Pipe Wrench 14 in.", "Wrench for pipes", "", ""]], name="feed.csv")
-    configured = dataclasses.replace(settings, admin_key=KEY, catalog_path=str(feed),
+    configured = dataclasses.replace(settings, catalog_path=str(feed),
                                      low_score_threshold=0.99)
 
     with serve(configured) as client:
         client.post("/search", json={"queries": ["What can I use to cut wood?", "zzzz qqqq"]})
         client.post("/similarity", json={"text": ["saw"], "products": ["circular saw", "hammer"]})
         client.post("/similarity", json={"text": ["saw"], "products": ["circular saw", "hammer"]})
-        job = client.post("/index/reindex", headers={"X-API-Key": KEY}).json()
+        job = client.post("/index/reindex", headers={"X-API-Key": key}).json()
         for _ in range(600):
-            state = client.get(f"/index/jobs/{job['job_id']}", headers={"X-API-Key": KEY}).json()["state"]
+            state = client.get(f"/index/jobs/{job['job_id']}", headers={"X-API-Key": key}).json()["state"]
             if state == "succeeded":
                 break
             time.sleep(0.1)
@@ -76,14 +76,14 @@ def test_response_carries_request_id(settings, serve):
     assert re.fullmatch(r"[0-9a-f]{32}", unusable.headers["x-request-id"])
 
 
-def test_log_lines_of_a_request_share_its_id(settings, build, write_csv):
+def test_log_lines_of_a_request_share_its_id(settings, build, write_csv, api_key):
     build(write_csv(TOOLS, name="first.csv"))
+    key = api_key("operator", "admin")
     build(write_csv(TOOLS[:4], name="second.csv"), activate=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**settings_environment(settings), "CATALOG_SEARCH_PORT": str(port),
-           "CATALOG_SEARCH_ADMIN_KEY": KEY}
+    env = {**settings_environment(settings), "CATALOG_SEARCH_PORT": str(port)}
     server = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPOSITORY, env=env,
                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
@@ -96,7 +96,7 @@ def test_log_lines_of_a_request_share_its_id(settings, build, write_csv):
                     pass
                 time.sleep(0.1)
             response = client.post("/index/activate", json={"version": 2},
-                                   headers={"X-API-Key": KEY, "X-Request-ID": "activate-2"})
+                                   headers={"X-API-Key": key, "X-Request-ID": "activate-2"})
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=30)
@@ -105,4 +105,4 @@ def test_log_lines_of_a_request_share_its_id(settings, build, write_csv):
     lines = [json.loads(line) for line in errors.splitlines() if line.startswith("{")]
     tagged = [line["event"] for line in lines if line.get("request_id") == "activate-2"]
     assert tagged == ["version_activated", "version_swapped", "request_finished"]
-    assert all(KEY not in json.dumps(line) for line in lines)
+    assert all(key not in json.dumps(line) for line in lines)

@@ -17,7 +17,6 @@ from tests.conftest import TOOLS, settings_environment
 
 pytestmark = pytest.mark.integration
 
-KEY = "replica-test-admin-key"
 POLL_SECONDS = 1.0
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -33,7 +32,7 @@ def replica(settings) -> Iterator[httpx.Client]:
     """Run `python -m service` as its own process and yield a client once it is ready."""
     port = free_port()
     env = {**settings_environment(settings), "CATALOG_SEARCH_PORT": str(port),
-           "CATALOG_SEARCH_ADMIN_KEY": KEY, "CATALOG_SEARCH_POLL_INTERVAL_SECONDS": str(POLL_SECONDS)}
+           "CATALOG_SEARCH_POLL_INTERVAL_SECONDS": str(POLL_SECONDS)}
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPOSITORY, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -57,8 +56,9 @@ def served_version(client: httpx.Client, until, attempts: int = 1200) -> int | N
     pytest.fail(f"the replica kept serving version {version}")
 
 
-def test_activation_through_one_replica_reaches_both(settings, build, write_csv):
+def test_activation_through_one_replica_reaches_both(settings, build, write_csv, api_key):
     build(write_csv(TOOLS, name="first.csv"))
+    key = api_key("operator", "admin")
     second = build(write_csv(TOOLS[:4], name="second.csv"), activate=False)
 
     with replica(settings) as first_replica, replica(settings) as second_replica:
@@ -66,7 +66,7 @@ def test_activation_through_one_replica_reaches_both(settings, build, write_csv)
         assert served_version(second_replica, until=lambda version: version == 1) == 1
 
         response = first_replica.post("/index/activate", json={"version": second.version},
-                                      headers={"X-API-Key": KEY})
+                                      headers={"X-API-Key": key})
         served_at_once = first_replica.post("/search", json={"queries": ["saw"]}).json()["index_version"]
         # The other replica reads the pointer within its poll interval; the attempts below
         # allow twice that and the time to load the version.

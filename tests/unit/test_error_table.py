@@ -11,6 +11,7 @@ from indexer.errors import (
     ArtifactError,
     AuthenticationError,
     BuildLockedError,
+    DatabaseUnavailableError,
     IndexNotReadyError,
     JobNotFoundError,
     ModelNotReadyError,
@@ -33,7 +34,8 @@ CASES = [
     (ReindexUnavailableError("reindex is not configured"), 409),
     (BuildLockedError("another build is running"), 409),
     (AuthenticationError("missing or invalid X-API-Key header"), 401),
-    (AccessDeniedError("the admin API is disabled"), 403),
+    (AccessDeniedError("the API key lacks the admin scope that this route needs"), 403),
+    (DatabaseUnavailableError("the metadata database is unavailable"), 503),
 ]
 
 

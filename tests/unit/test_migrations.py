@@ -87,5 +87,5 @@ def test_downgrade_to_base_and_upgrade_again(settings):
 
     assert remaining == set()
     tables = set(inspect(engine).get_table_names())
-    assert {"index_versions", "products", "active_index", "activations"} <= tables
+    assert {"index_versions", "products", "active_index", "activations", "api_keys", "audit_log"} <= tables
     engine.dispose()

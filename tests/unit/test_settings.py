@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import SettingsError
-from indexer.settings import Settings
+from indexer.settings import Settings, split_list
 
 
 def test_defaults_run_embedded_mode():
@@ -86,3 +86,32 @@ def test_ranking_defaults():
     assert settings.index_choice.resolve(199_999) == "flat"
     assert settings.index_choice.resolve(200_000) == "hnsw"
     assert settings.faiss_threads == 1
+
+
+@pytest.mark.parametrize("environ, is_open", [
+    ({}, True),
+    ({"CATALOG_SEARCH_HOST": "::1"}, True),
+    ({"CATALOG_SEARCH_HOST": "localhost"}, True),
+    ({"CATALOG_SEARCH_HOST": "0.0.0.0"}, False),
+    ({"CATALOG_SEARCH_HOST": "0.0.0.0", "CATALOG_SEARCH_OPEN_SEARCH": "true"}, True),
+    ({"CATALOG_SEARCH_OPEN_SEARCH": "false"}, False),
+    ({"CATALOG_SEARCH_OPEN_SEARCH": "0"}, False),
+    ({"CATALOG_SEARCH_HOST": "10.0.0.5", "CATALOG_SEARCH_OPEN_SEARCH": ""}, False),
+])
+def test_search_open_on_loopback_unless_set(environ, is_open):
+    assert Settings.from_env(environ).search_is_open is is_open
+
+
+def test_non_boolean_names_the_variable():
+    with pytest.raises(SettingsError, match="CATALOG_SEARCH_OPEN_SEARCH must be true or false, got 'maybe'"):
+        Settings.from_env({"CATALOG_SEARCH_OPEN_SEARCH": "maybe"})
+
+
+def test_negative_rate_limit_rejected():
+    with pytest.raises(SettingsError, match="CATALOG_SEARCH_RATE_LIMIT_ADMIN_PER_MINUTE must be 0 or more"):
+        Settings.from_env({"CATALOG_SEARCH_RATE_LIMIT_ADMIN_PER_MINUTE": "-1"})
+
+
+def test_list_settings_split_on_commas():
+    assert split_list(" https://a.example, ,https://b.example ") == ["https://a.example", "https://b.example"]
+    assert split_list("") == []
