@@ -170,10 +170,7 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
     step = time.perf_counter()
     index, index_description = artifacts.build_flat_index(vectors)
     manifest = {
-        "model": {"name": embedder.name, "path": str(embedder.path),
-                  "fingerprint": embedder.fingerprint, "dimension": embedder.dimension,
-                  "max_seq_length": embedder.max_seq_length},
-        "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32"},
+        **embedder.manifest_sections(),
         "index": index_description,
         "products": {"count": len(texts), "skipped": len(catalog.problems), "truncated": truncated,
                      "encoded": len(plan.missing), "reused": len(texts) - len(plan.missing)},
