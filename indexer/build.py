@@ -3,12 +3,12 @@
 Steps: load and validate the catalog, then take the build lock and plan the delta
 against the active version. Record a `building` version and encode only the texts
 without a stored vector. Write the version folder (FAISS and BM25 indexes) atomically,
-then record the products and mark the version `ready` in one transaction, and activate
+then record the products in short transactions, mark the version `ready`, and activate
 it when asked.
 
-A failure after the version is recorded marks it `failed` and removes its folder, so
-nothing half-written can be activated. The next build cleans up after a build that was
-killed outright.
+A failure after the version is recorded marks it `failed` and removes its folder and
+product rows, so nothing half-written can be activated. The next build cleans up after a
+build that was killed outright.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import structlog
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import artifacts, versions
@@ -32,15 +32,12 @@ from indexer.embedding import Embedder
 from indexer.errors import CatalogError, InvalidCatalogError
 from indexer.lexical import LexicalIndex
 from indexer.locking import build_lock
-from indexer.schema import IndexVersion, Product
+from indexer.schema import IndexVersion
 
 log = structlog.get_logger(__name__)
 
 DRY_RUN_SAMPLE = 64
 """Texts a dry run encodes to measure the model's speed; one batch at the default size."""
-
-INSERT_BATCH = 5000
-"""Product rows per INSERT statement; keeps statements well under driver parameter limits."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +160,8 @@ def _dry_run(plan: DeltaPlan, texts: list[str], embedder: Embedder) -> DryRunRep
 def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str], plan: DeltaPlan,
              truncated: int, request: BuildRequest, context: BuildContext,
              timings: dict[str, float]) -> Path:
-    """Encode what is missing, write the version folder, then record products and `ready`
-    in one transaction."""
+    """Encode what is missing, write the version folder, record the products in short
+    transactions, then mark the version `ready`."""
     embedder = context.load_embedder()
     step = time.perf_counter()
     encoded = embedder.encode([texts[position] for position in plan.missing], progress=request.progress)
@@ -179,10 +176,7 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
     index, index_description = artifacts.build_index(vectors, context.index_choice)
     lexical_index = LexicalIndex.build(texts, context.lexical_language)
     manifest = {
-        "model": {"name": embedder.name, "path": str(embedder.path),
-                  "fingerprint": embedder.fingerprint, "dimension": embedder.dimension,
-                  "max_seq_length": embedder.max_seq_length},
-        "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32"},
+        **embedder.manifest_sections(),
         "index": index_description,
         "products": {"count": len(texts), "skipped": len(catalog.problems), "truncated": truncated,
                      "encoded": len(plan.missing), "reused": len(texts) - len(plan.missing)},
@@ -194,18 +188,10 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
     timings["write_seconds"] = time.perf_counter() - step
 
     step = time.perf_counter()
+    versions.record_products(context.sessions, version, catalog.products, hashes)
+    timings["record_seconds"] = time.perf_counter() - step
     with context.sessions.begin() as session:
-        rows = [
-            {"version_id": version, "position": position, "product_id": product.id,
-             "title": product.title, "description": product.description,
-             "category": product.category, "brand": product.brand,
-             "attributes": product.attributes, "text_sha256": digest}
-            for position, (product, digest) in enumerate(zip(catalog.products, hashes, strict=True))
-        ]
-        for start in range(0, len(rows), INSERT_BATCH):
-            session.execute(insert(Product), rows[start:start + INSERT_BATCH])
         record = session.get_one(IndexVersion, version)
-        timings["record_seconds"] = time.perf_counter() - step
         record.status = "ready"
         record.finished_at = datetime.now(UTC)
         record.index_type = index_description["type"]
@@ -233,6 +219,7 @@ def clean_abandoned_builds(context: BuildContext) -> None:
             record.error = "the build process ended before the version was ready"
     for record in abandoned:
         artifacts.remove_version_folder(context.index_dir, record.id)
+        versions.delete_products(context.sessions, record.id)
         log.warning("abandoned_build_cleaned", index_version=record.id)
     for leftover in context.index_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -257,6 +244,7 @@ def _start_version(context: BuildContext, embedder: Embedder, request: BuildRequ
 
 def _fail_version(context: BuildContext, version: int, error: BaseException) -> None:
     artifacts.remove_version_folder(context.index_dir, version)
+    versions.delete_products(context.sessions, version)
     reason = f"{type(error).__name__}: {error}"
     with context.sessions.begin() as session:
         record = session.get_one(IndexVersion, version)

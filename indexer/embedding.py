@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
@@ -103,6 +103,14 @@ class Embedder:
                 convert_to_numpy=True, show_progress_bar=progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def manifest_sections(self) -> dict[str, dict[str, Any]]:
+        """Return the `model` and `embedding` sections of a version manifest for this model's vectors."""
+        return {
+            "model": {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
+                      "dimension": self.dimension, "max_seq_length": self.max_seq_length},
+            "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32"},
+        }
 
     def count_truncated(self, texts: Sequence[str]) -> int:
         """Count texts whose tokens, with the special tokens, exceed `max_seq_length`."""

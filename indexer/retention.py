@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import artifacts, versions
 from indexer.locking import build_lock
-from indexer.schema import IndexVersion, Product
+from indexer.schema import IndexVersion
 
 log = structlog.get_logger(__name__)
 
@@ -44,8 +44,10 @@ def prune(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, keep
             for record in retire:
                 record.status = "retired"
                 record.finished_at = record.finished_at or datetime.now(UTC)
-                session.execute(delete(Product).where(Product.version_id == record.id))
+        # Nothing reads a retired version's rows, so they are deleted after the status
+        # change, in short transactions that never hold SQLite's write lock for long.
         for record in retire:
+            versions.delete_products(sessions, record.id)
             artifacts.remove_version_folder(index_dir, record.id)
             log.info("version_retired", index_version=record.id)
     remaining = [record.id for record in ready if record not in retire]

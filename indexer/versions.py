@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import catalog
 from indexer.errors import NoRollbackTargetError, VersionNotActivatableError, VersionNotFoundError
 from indexer.schema import Activation, ActiveIndex, IndexVersion, Product
+
+RECORD_BATCH = 5000
+"""Product rows per INSERT and per transaction. SQLite has one write lock per database,
+and a batch holds it for about 0.2 s on two cores, so other writers such as an activation
+get the lock between batches instead of after the whole catalog. 5,000 rows of 9 columns
+also stay under PostgreSQL's limit of 65,535 bind parameters per statement."""
 
 
 @dataclass(frozen=True)
@@ -135,3 +143,41 @@ def load_texts(session: Session, version: int, template: str) -> list[str]:
         .order_by(Product.position)
     )
     return [catalog.Product(*row).text(template) for row in rows]
+
+
+def record_products(sessions: sessionmaker[Session], version: int, products: Iterable[catalog.Product],
+                    hashes: Iterable[str], first_position: int = 0) -> int:
+    """Insert a `building` version's products in FAISS position order, from `first_position` on.
+
+    `hashes` are the SHA-256 digests of the products' embedded texts, in the same order.
+    Each batch of `RECORD_BATCH` rows is committed on its own. Partly recorded products do
+    no harm, because nothing reads the products of a version before it is `ready`, and a
+    failed build deletes them with `delete_products`. Returns the number of rows inserted.
+    """
+    rows = (
+        {"version_id": version, "position": position, "product_id": product.id,
+         "title": product.title, "description": product.description,
+         "category": product.category, "brand": product.brand,
+         "attributes": product.attributes, "text_sha256": digest}
+        for position, (product, digest) in enumerate(zip(products, hashes, strict=True),
+                                                      start=first_position)
+    )
+    count = 0
+    while batch := list(itertools.islice(rows, RECORD_BATCH)):
+        with sessions.begin() as session:
+            session.execute(insert(Product), batch)
+        count += len(batch)
+    return count
+
+
+def delete_products(sessions: sessionmaker[Session], version: int) -> None:
+    """Delete a version's products, `RECORD_BATCH` positions per transaction."""
+    with sessions() as session:
+        last = session.scalar(select(func.max(Product.position)).where(Product.version_id == version))
+    if last is None:
+        return
+    for start in range(0, last + 1, RECORD_BATCH):
+        with sessions.begin() as session:
+            session.execute(delete(Product).where(
+                Product.version_id == version, Product.position >= start,
+                Product.position < start + RECORD_BATCH))

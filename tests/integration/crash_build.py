@@ -13,7 +13,7 @@ import sys
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
-from indexer import artifacts, build, cli, versions
+from indexer import artifacts, cli, versions
 from indexer.embedding import Embedder
 
 
@@ -28,7 +28,7 @@ def arm(stage: str) -> None:
     elif stage == "writing":
         artifacts._fsync_dir = die
     elif stage == "recording":
-        build.INSERT_BATCH = 2
+        versions.RECORD_BATCH = 2
         original_execute = Session.execute
         inserts = []
 

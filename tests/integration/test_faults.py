@@ -8,9 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from indexer import versions
 from indexer.errors import VersionNotActivatableError
+from indexer.schema import Product
 from tests.conftest import TOOLS, settings_environment
 
 pytestmark = pytest.mark.integration
@@ -65,8 +70,43 @@ def test_next_build_cleans_up_killed_one(stage, settings, build, write_csv, sess
         crashed = versions.get_version(session, 2)
     assert crashed.status == "failed"
     assert crashed.error == "the build process ended before the version was ready"
+    assert product_rows(sessions, crashed.id) == 0
     assert third.version == 3
     assert sorted(entry.name for entry in settings.index_dir.iterdir()) == ["v000001", "v000003"]
+
+
+def product_rows(sessions, version: int) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Product).where(Product.version_id == version))
+
+
+def test_failed_recording_deletes_recorded_rows(build, write_csv, sessions, monkeypatch):
+    first = build(write_csv(TOOLS, name="first.csv"))
+    monkeypatch.setattr(versions, "RECORD_BATCH", 2)
+    original_execute = Session.execute
+    inserts = []
+    committed_before_failure = []
+
+    def execute(self, statement, *args, **kwargs):
+        if isinstance(statement, Insert) and statement.table.name == Product.__tablename__:
+            inserts.append(statement)
+            if len(inserts) == 2:
+                committed_before_failure.append(product_rows(sessions, first.version + 1))
+                raise OperationalError("INSERT", {}, Exception("injected disk I/O error"))
+        return original_execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "execute", execute)
+    with pytest.raises(OperationalError, match="injected disk I/O error"):
+        build(write_csv(SECOND, name="second.csv"))
+    monkeypatch.undo()
+
+    with sessions() as session:
+        failed = versions.get_version(session, first.version + 1)
+        assert versions.get_active(session).version.id == first.version
+    assert committed_before_failure == [2]
+    assert failed.status == "failed"
+    assert "injected disk I/O error" in failed.error
+    assert product_rows(sessions, failed.id) == 0
 
 
 def test_flipped_byte_in_new_version_keeps_old(settings, build, write_csv, sessions, serve):

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from indexer import versions
+from indexer import catalog, versions
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.errors import VersionNotActivatableError, VersionNotFoundError
 from indexer.schema import IndexVersion
@@ -95,3 +95,25 @@ def test_activating_active_version_changes_nothing(sessions):
         back = versions.rollback(session, source="test")
 
     assert back.id == first
+
+
+def test_products_recorded_in_batches_and_deleted(sessions, monkeypatch):
+    monkeypatch.setattr(versions, "RECORD_BATCH", 2)
+    building, other = add_version(sessions, "building"), add_version(sessions, "ready")
+    products = [catalog.Product(f"P-{n}", f"Product {n}", attributes={"size": n}) for n in range(5)]
+    versions.record_products(sessions, other, products[:1], ["h"])
+
+    recorded = versions.record_products(sessions, building, products[:3], ["a", "b", "c"])
+    recorded += versions.record_products(sessions, building, products[3:], ["d", "e"], first_position=3)
+
+    with sessions() as session:
+        stored = versions.load_products(session, building)
+    assert recorded == 5
+    assert stored.ids == [f"P-{n}" for n in range(5)]
+    assert stored.titles[4] == "Product 4"
+
+    versions.delete_products(sessions, building)
+
+    with sessions() as session:
+        assert versions.load_products(session, building).ids == []
+        assert versions.load_products(session, other).ids == ["P-0"]
