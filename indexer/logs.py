@@ -45,5 +45,5 @@ def configure_logging(level: str = "INFO", format: str = "auto") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter that would drown the service's own events at INFO.
-    for name in ("alembic", "httpx", "sentence_transformers", "transformers", "faiss"):
+    for name in ("alembic", "httpx", "sentence_transformers", "transformers", "faiss", "bm25s"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -27,6 +27,7 @@ from service.schemas import (
     SimilarityRequest,
     SimilarityResponse,
     SimilarProductsResponse,
+    check_filters,
     check_texts,
     check_top_k,
 )
@@ -105,6 +106,7 @@ class SearchController(Controller):
         settings = runtime.settings
         check_texts("queries", data.queries, settings.max_queries, settings)
         check_top_k(data.top_k, settings)
+        check_filters(data.filters)
         options = search.SearchOptions(
             data.top_k, data.mode or settings.search_mode, to_filter(data.filters), data.min_score,
             data.explain,
@@ -127,7 +129,7 @@ class SearchController(Controller):
     def similar(self, product_id: FromPath[str], runtime: NamedDependency[Runtime],
                 top_k: FromQuery[int] = 10) -> SimilarProductsResponse:
         """Return the stored products closest to a stored product, by its stored vector."""
-        check_top_k(top_k, runtime.settings)
+        check_top_k(top_k, runtime.settings, source="query")
         served = runtime.require_index()
         hits = search.similar_products(served, product_id, top_k)
         return SimilarProductsResponse(served.version, product_id,

@@ -7,7 +7,7 @@ the type annotations, because operators change them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar.exceptions import ValidationException
@@ -19,14 +19,14 @@ NonEmptyList = Annotated[list[str], msgspec.Meta(min_length=1)]
 MAX_FILTER_VALUES = 100
 MAX_FILTER_ATTRIBUTES = 20
 
-Scalar = str | int | float | bool
 FilterValues = Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_FILTER_VALUES)]
-AttributeValues = Annotated[list[Scalar], msgspec.Meta(min_length=1, max_length=MAX_FILTER_VALUES)]
+# Values are checked by `check_filters`, so that an error names the attribute.
 AttributeFilters = Annotated[
-    dict[str, Scalar | AttributeValues],
+    dict[str, Any],
     msgspec.Meta(max_length=MAX_FILTER_ATTRIBUTES,
-                 description="Attribute name to value, or list of values; numbers and booleans "
-                             "also match the same text in CSV catalogs.",
+                 description="Attribute name to a value (string, number or boolean), or to a list "
+                             "of such values; numbers and booleans also match the same text in "
+                             "CSV catalogs.",
                  examples=[{"voltage": "18V"}]),
 ]
 Mode = Literal["dense", "lexical", "hybrid"]
@@ -178,13 +178,44 @@ def check_texts(field: str, texts: list[str], limit: int, settings: Settings) ->
                     f"the maximum is {settings.max_text_chars}")
 
 
-def check_top_k(top_k: int, settings: Settings) -> None:
+def check_top_k(top_k: int, settings: Settings, source: str = "body") -> None:
     if not 1 <= top_k <= settings.max_top_k:
-        _reject("top_k", f"must be between 1 and {settings.max_top_k}, got {top_k}")
+        _reject("top_k", f"must be between 1 and {settings.max_top_k}, got {top_k}", source)
 
 
-def _reject(key: str, message: str) -> None:
+def check_filters(filters: SearchFilters | None) -> None:
+    """Raise `ValidationException` for a blank value, a blank attribute name, or an attribute
+    value that is not a string, number, boolean or non-empty list of them."""
+    if filters is None:
+        return
+    for field, value in (("category", filters.category), ("brand", filters.brand)):
+        values = [value] if isinstance(value, str) else value or []
+        for number, item in enumerate(values):
+            key = f"filters.{field}" if isinstance(value, str) else f"filters.{field}[{number}]"
+            if not item.strip():
+                _reject(key, "must not be empty or only whitespace")
+    for name, value in (filters.attributes or {}).items():
+        key = f"filters.attributes.{name}"
+        if not name.strip():
+            _reject("filters.attributes", "has an empty attribute name")
+        if isinstance(value, list):
+            if not 1 <= len(value) <= MAX_FILTER_VALUES:
+                _reject(key, f"must list 1 to {MAX_FILTER_VALUES} values, got {len(value)}")
+            for number, item in enumerate(value):
+                _check_scalar(f"{key}[{number}]", item)
+        else:
+            _check_scalar(key, value)
+
+
+def _check_scalar(key: str, value: Any) -> None:
+    if not isinstance(value, str | int | float | bool):
+        _reject(key, f"must be a string, number or boolean, got {type(value).__name__}")
+    if isinstance(value, str) and not value.strip():
+        _reject(key, "must not be empty or only whitespace")
+
+
+def _reject(key: str, message: str, source: str = "body") -> None:
     raise ValidationException(
         detail=f"Invalid request: {key} {message}",
-        extra=[{"key": key, "message": message, "source": "body"}],
+        extra=[{"key": key, "message": message, "source": source}],
     )

@@ -164,6 +164,31 @@ def test_invalid_ranking_options_are_422(catalog_client, body, field):
     assert field in response.text
 
 
+@pytest.mark.parametrize(("filters", "key"), [
+    ({"category": ""}, "filters.category"),
+    ({"category": "  "}, "filters.category"),
+    ({"brand": ["Acme", ""]}, "filters.brand[1]"),
+    ({"attributes": {"": "x"}}, "filters.attributes"),
+    ({"attributes": {"power_source": []}}, "filters.attributes.power_source"),
+    ({"attributes": {"power_source": None}}, "filters.attributes.power_source"),
+    ({"attributes": {"power_source": [["corded"]]}}, "filters.attributes.power_source[0]"),
+    ({"attributes": {"power_source": " "}}, "filters.attributes.power_source"),
+])
+def test_invalid_filter_values_name_their_key(catalog_client, filters, key):
+    response = catalog_client.post("/search", json={"queries": ["drill"], "filters": filters})
+
+    assert response.status_code == 422
+    assert response.json()["extra"][0]["key"] == key
+
+
+def test_similar_top_k_error_names_query_source(catalog_client):
+    response = catalog_client.get("/products/T-1/similar", params={"top_k": 0})
+
+    assert response.status_code == 422
+    assert response.json()["extra"] == [
+        {"key": "top_k", "message": "must be between 1 and 100, got 0", "source": "query"}]
+
+
 def test_narrow_filter_returns_top_k_matching(settings, build, write_csv, serve):
     # 1,000 products, of which 5 (0.5%) have the filtered brand; none of them is among the
     # unfiltered top 100 for the query, so filtering after retrieval would return nothing.
