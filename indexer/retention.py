@@ -45,7 +45,7 @@ def prune(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, keep
                 record.status = "retired"
                 record.finished_at = record.finished_at or datetime.now(UTC)
         # Nothing reads a retired version's rows, so they are deleted after the status
-        # change, in short transactions that never hold SQLite's write lock for long.
+        # change, one batch per transaction, and SQLite's write lock is free between batches.
         for record in retire:
             versions.delete_products(sessions, record.id)
             artifacts.remove_version_folder(index_dir, record.id)
