@@ -35,6 +35,7 @@ from indexer.catalog import ColumnMap, load_catalog
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.delta import text_sha256
 from indexer.embedding import Embedder, load_embedder
+from indexer.lexical import LexicalIndex
 from indexer.locking import build_lock
 from indexer.schema import IndexVersion
 from indexer.settings import Settings
@@ -165,10 +166,13 @@ def write_synthetic_version(settings: Settings, embedder: Embedder, base: BaseCa
                 session.flush()
                 version = record.id
 
-            index, description = artifacts.build_flat_index(
-                np.empty((0, embedder.dimension), dtype=np.float32))
+            # The exact index at every size, so that memory compares like with like.
+            index, description = artifacts.build_index(
+                np.empty((0, embedder.dimension), dtype=np.float32), artifacts.IndexChoice("flat"))
+            texts: list[str] = []
             for chunk in generate(base, count, seed, noise, settings.text_template):
                 index.add(chunk.vectors)
+                texts.extend(product.text(settings.text_template) for product in chunk.products)
                 versions.record_products(sessions, version, chunk.products, chunk.hashes,
                                          first_position=chunk.first_position)
                 print(f"  {chunk.first_position + len(chunk.products):,} of {count:,} products written")
@@ -180,7 +184,9 @@ def write_synthetic_version(settings: Settings, embedder: Embedder, base: BaseCa
                 "synthetic": {"base_catalog": str(base.path), "base_sha256": base.checksum,
                               "seed": seed, "noise": noise, "text_template": settings.text_template},
             }
-            path, checksum = artifacts.write_version(settings.index_dir, version, index, manifest)
+            lexical_index = LexicalIndex.build(texts, settings.lexical_language)
+            path, checksum = artifacts.write_version(settings.index_dir, version, index, lexical_index,
+                                                     manifest)
             seconds = time.perf_counter() - started
             with sessions.begin() as session:
                 session.execute(update(IndexVersion).where(IndexVersion.id == version).values(

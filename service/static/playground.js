@@ -25,6 +25,7 @@
   const searchForm = element("search-form");
   const searchQuery = element("search-query");
   const searchTopK = element("search-top-k");
+  const searchMode = element("search-mode");
   const searchOutput = element("search-output");
   const adhocForm = element("adhoc-form");
   const adhocQueries = element("adhoc-queries");
@@ -309,8 +310,11 @@
     searchController = controller;
     setBusy(searchOutput, true);
     try {
-      const response = await callApi("POST", "/search", { queries: [query], top_k: topK },
-        controller.signal);
+      const payload = { queries: [query], top_k: topK };
+      if (searchMode.value) {
+        payload.mode = searchMode.value;
+      }
+      const response = await callApi("POST", "/search", payload, controller.signal);
       if (!response.ok) {
         showProblem(searchOutput, describeHttpProblem(response));
       } else if (!response.body || !Array.isArray(response.body.results)) {
@@ -529,6 +533,7 @@
 
   searchQuery.addEventListener("input", scheduleSearch);
   searchTopK.addEventListener("input", scheduleSearch);
+  searchMode.addEventListener("change", scheduleSearch);
   searchForm.addEventListener("submit", (event) => {
     event.preventDefault();
     runSearch();

@@ -37,13 +37,25 @@ def urls_off_origin(urls: list[str], base_url: str) -> list[str]:
     return [url for url in urls if not url.startswith(base_url + "/") and not url.startswith("data:")]
 
 
+def test_default_ranking_finds_model_number(page, catalog_server):
+    open_playground(page, catalog_server)
+    page.get_by_label("Query", exact=True).fill("HD-20B")
+
+    first = page.locator("#search-output .result").first
+    expect(first.locator(".result-title")).to_contain_text("HD-20B")
+    expect(page.get_by_label("Ranking")).to_have_value("")
+
+
 def sample_product_count() -> int:
     with SAMPLE_CATALOG.open(encoding="utf-8", newline="") as stream:
         return sum(1 for _ in csv.DictReader(stream))
 
 
 def test_search_shows_saw_first(page, catalog_server, requested_urls, save_screenshot):
+    # A whole question ranks by meaning: hybrid ranking puts a wood glue whose description
+    # mentions wood and cutting first.
     open_playground(page, catalog_server)
+    page.get_by_label("Ranking").select_option("dense")
     page.get_by_label("Query", exact=True).fill(WOOD_QUERY)
 
     output = page.locator("#search-output")
@@ -63,7 +75,7 @@ def test_search_shows_saw_first(page, catalog_server, requested_urls, save_scree
 
     # The page shows the API's own first match, not a reformatted or reordered one.
     api = httpx.post(f"{catalog_server}/api/v1/search",
-                     json={"queries": [WOOD_QUERY], "top_k": 10}, timeout=60).json()
+                     json={"queries": [WOOD_QUERY], "top_k": 10, "mode": "dense"}, timeout=60).json()
     best = api["results"][0]["matches"][0]
     expect(first.locator(".result-title")).to_have_text(best["title"])
     expect(first.locator(".result-fields dd").first).to_have_text(best["product_id"])
