@@ -1,7 +1,7 @@
 """Measure ranking quality on labeled queries: nDCG@10 and Recall@100 per ranking mode.
 
 Builds an index version of the products file in the data folder, or reuses the active
-one when it was built from the same file, then runs every query through the service's
+one when it was built from the same file. Then it runs every query through the service's
 own search function (`service.search.search_catalog`, as `/search` calls it) with
 `top_k` 100, and prints one table row per mode. It writes nothing into the repository.
 

@@ -1,8 +1,8 @@
 """Load a running service over HTTP from this process and print latency and throughput.
 
 For `/search` with 1 and with 32 queries per request, at each concurrency level, every
-client thread sends requests back to back for `--seconds`; queries are numbered so that
-the embedding cache does not serve them. For `/similarity` with ad-hoc products, one
+client thread sends requests back to back for `--seconds`. Queries are numbered, so the
+embedding cache does not serve them. For `/similarity` with ad-hoc products, one
 request is sent with new product texts (first) and the same request again (repeated,
 served from the embedding cache). It writes nothing; copy the table into
 docs/benchmarks.md with the command and the machine.

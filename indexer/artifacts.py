@@ -53,8 +53,8 @@ def version_folder_name(version: int) -> str:
 
 @dataclass(frozen=True)
 class IndexChoice:
-    """Which FAISS index a build writes: `flat` (exact), `hnsw` (approximate), or `auto`,
-    which is HNSW from `hnsw_min_products` products on."""
+    """Choice of the FAISS index a build writes: `flat` (exact), `hnsw` (approximate), or
+    `auto`, which is HNSW from `hnsw_min_products` products on."""
 
     kind: str = "auto"
     hnsw_min_products: int = 200_000

@@ -43,9 +43,9 @@ class Embedder:
                  onnx_dir: Path | None = None) -> None:
         """Load the model; raises `ModelLoadError` when the folder is missing or unusable.
 
-        With `backend="onnx"` texts are encoded by ONNX Runtime from the model exported into
-        `onnx_dir` (exported there on first use); tokenization stays with the model's own
-        tokenizer, and the PyTorch weights stay loaded for it and for the export.
+        With `backend="onnx"`, ONNX Runtime encodes the texts with the model exported into
+        `onnx_dir` on first use. The model's own tokenizer still tokenizes, and the PyTorch
+        weights stay loaded for it and for the export.
         """
         path = Path(model_path)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():

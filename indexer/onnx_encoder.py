@@ -53,8 +53,8 @@ def export(model: Any, folder: Path) -> Path:
     temporary = folder / f".{MODEL_FILE}.{uuid.uuid4().hex[:8]}"
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
     try:
-        # The tracer warns about Python conditions in the attention code; they are constant for
-        # this export and the tests compare the exported model's vectors with PyTorch's.
+        # The tracer warns about Python conditions in the attention code. They are constant
+        # for this export, and the tests compare the exported model's vectors with PyTorch's.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(LastHiddenState(), tuple(sample[name] for name in INPUTS), str(temporary),

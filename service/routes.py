@@ -27,6 +27,7 @@ from service.schemas import (
     SimilarityRequest,
     SimilarityResponse,
     SimilarProductsResponse,
+    as_list,
     check_filters,
     check_texts,
     check_top_k,
@@ -139,15 +140,8 @@ class SearchController(Controller):
 def to_filter(filters: SearchFilters | None) -> Filter:
     if filters is None:
         return Filter()
-    return Filter(_values(filters.category), _values(filters.brand),
-                  {name: value if isinstance(value, list) else [value]
-                   for name, value in (filters.attributes or {}).items()})
-
-
-def _values(value: str | list[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+    return Filter(as_list(filters.category), as_list(filters.brand),
+                  {name: as_list(value) for name, value in (filters.attributes or {}).items()})
 
 
 def to_match(hit: CatalogHit, options: search.SearchOptions | None) -> SearchMatch:

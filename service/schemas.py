@@ -183,14 +183,21 @@ def check_top_k(top_k: int, settings: Settings, source: str = "body") -> None:
         _reject("top_k", f"must be between 1 and {settings.max_top_k}, got {top_k}", source)
 
 
+def as_list(value: Any) -> list[Any]:
+    """Return a filter field's values: a list as it is, a single value as a one-item list,
+    and no value as an empty list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def check_filters(filters: SearchFilters | None) -> None:
     """Raise `ValidationException` for a blank value, a blank attribute name, or an attribute
     value that is not a string, number, boolean or non-empty list of them."""
     if filters is None:
         return
     for field, value in (("category", filters.category), ("brand", filters.brand)):
-        values = [value] if isinstance(value, str) else value or []
-        for number, item in enumerate(values):
+        for number, item in enumerate(as_list(value)):
             key = f"filters.{field}" if isinstance(value, str) else f"filters.{field}[{number}]"
             if not item.strip():
                 _reject(key, "must not be empty or only whitespace")

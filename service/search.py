@@ -32,7 +32,7 @@ class AdHocHit:
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """How one `/search` request ranks: mode, result count, filter, threshold, explanation."""
+    """Ranking options of one `/search` request: mode, result count, filter, threshold, explanation."""
 
     top_k: int
     mode: str

@@ -88,7 +88,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     """The environment that gives a subprocess the same settings.
 
     Subprocesses encode with PyTorch, like the in-process model fixture, so that each test's
-    fresh data folder does not export its own ONNX model; tests/integration/test_onnx.py
+    fresh data folder does not export its own ONNX model. tests/integration/test_onnx.py
     covers that backend.
     """
     return {**os.environ, "CATALOG_SEARCH_DATA_DIR": str(settings.data_dir),

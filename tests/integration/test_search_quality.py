@@ -190,7 +190,7 @@ def test_similar_top_k_error_names_query_source(catalog_client):
 
 
 def test_narrow_filter_returns_top_k_matching(settings, build, write_csv, serve):
-    # 1,000 products, of which 5 (0.5%) have the filtered brand; none of them is among the
+    # 1,000 products, of which 5 (0.5%) have the filtered brand. None of them is among the
     # unfiltered top 100 for the query, so filtering after retrieval would return nothing.
     rows = [[f"P-{n:04d}", f"Cordless drill model {n}", "Drill for wood and metal.", "Drills", "Common"]
             for n in range(995)]

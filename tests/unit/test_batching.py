@@ -12,7 +12,7 @@ from service.batching import EncodeBatcher
 
 
 class ControlledEncoder:
-    """Encodes a text as a one-hot vector of its length; the first call waits for `release`,
+    """Encodes a text as a one-hot vector of its length. The first call waits for `release`,
     and a text "fail" raises, as a model failure would."""
 
     fingerprint = "f" * 64
