@@ -25,45 +25,22 @@ import argparse
 import csv
 import dataclasses
 import functools
-import math
 import time
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from indexer import checksums, versions
 from indexer.build import BuildContext, BuildRequest, build_version
 from indexer.catalog import ColumnMap
 from indexer.database import create_database_engine, migrate, session_factory
-from indexer.embedding import Embedder, load_embedder
+from indexer.embedding import load_embedder
 from indexer.settings import SEARCH_MODES, Settings
 from service.cache import EmbeddingCache
+from service.evaluation import Judgments, judgments_from, rank_queries, score
 from service.holder import IndexHolder, ServedIndex
-from service.search import SearchOptions, search_catalog
+from service.models import model_pool
 
 RELEVANT = 2.5
 """Relevance from which a product counts for Recall@100."""
-
-DEPTH = 100
-BATCH = 64
-"""Queries per search call, as a client would send them; the default request maximum."""
-
-
-@dataclass(frozen=True)
-class Judgments:
-    """Gains and relevance per query id and product id."""
-
-    gains: dict[str, dict[str, float]]
-    relevance: dict[str, dict[str, float]]
-
-
-@dataclass(frozen=True)
-class Scores:
-    ndcg_at_10: float
-    recall_at_100: float
-    ndcg_queries: int
-    recall_queries: int
 
 
 def read_queries(path: Path) -> list[tuple[str, str]]:
@@ -72,48 +49,15 @@ def read_queries(path: Path) -> list[tuple[str, str]]:
 
 
 def read_judgments(path: Path) -> Judgments:
-    gains: dict[str, dict[str, float]] = defaultdict(dict)
-    relevance: dict[str, dict[str, float]] = defaultdict(dict)
     with path.open(newline="", encoding="utf-8") as stream:
-        for row in csv.DictReader(stream):
-            gains[row["query_id"]][row["product_uid"]] = float(row["gain"])
-            relevance[row["query_id"]][row["product_uid"]] = float(row["relevance"])
-    return Judgments(gains, relevance)
+        rows = [(row["query_id"], row["product_uid"], float(row["gain"]), float(row["relevance"]))
+                for row in csv.DictReader(stream)]
+    return judgments_from(rows, RELEVANT)
 
 
-def ndcg_at_10(ranked: Sequence[str], gains: dict[str, float]) -> float | None:
-    """Return nDCG@10 with linear gains, or None when every judged gain is 0."""
-    ideal = sorted(gains.values(), reverse=True)[:10]
-    ideal_dcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
-    if ideal_dcg == 0:
-        return None
-    dcg = sum(gains.get(product, 0.0) / math.log2(rank + 2) for rank, product in enumerate(ranked[:10]))
-    return dcg / ideal_dcg
-
-
-def recall_at_100(ranked: Sequence[str], relevance: dict[str, float]) -> float | None:
-    """Return the share of relevant products in the top 100, or None when none is relevant."""
-    relevant = {product for product, value in relevance.items() if value >= RELEVANT}
-    if not relevant:
-        return None
-    return len(relevant.intersection(ranked[:100])) / len(relevant)
-
-
-def score(rankings: dict[str, list[str]], judgments: Judgments) -> Scores:
-    ndcgs, recalls = [], []
-    for query_id, ranked in rankings.items():
-        ndcg = ndcg_at_10(ranked, judgments.gains.get(query_id, {}))
-        recall = recall_at_100(ranked, judgments.relevance.get(query_id, {}))
-        if ndcg is not None:
-            ndcgs.append(ndcg)
-        if recall is not None:
-            recalls.append(recall)
-    return Scores(sum(ndcgs) / max(len(ndcgs), 1), sum(recalls) / max(len(recalls), 1),
-                  len(ndcgs), len(recalls))
-
-
-def served_version(settings: Settings, products: Path, columns: ColumnMap) -> tuple[Embedder, ServedIndex]:
-    """Return the model and the served version of `products`, building it when needed."""
+def served_version(settings: Settings, products: Path, columns: ColumnMap) -> ServedIndex:
+    """Return the served version of `products`, building it when needed; its `encoder` is
+    the model it was built with."""
     engine = create_database_engine(settings.database_url)
     migrate(engine)
     sessions = session_factory(engine)
@@ -127,23 +71,13 @@ def served_version(settings: Settings, products: Path, columns: ColumnMap) -> tu
         build_version(BuildRequest(products, columns, activate=True, progress=True, source="cli"), context)
 
     holder = IndexHolder(sessions, settings.index_dir, settings.lexical_language)
-    holder.refresh(embedder)
+    pool = model_pool(settings)
+    pool.add(embedder, configured=True)
+    holder.refresh(pool)
     if holder.current is None:
         reason = holder.rejected.reason if holder.rejected else "no active version"
         raise SystemExit(f"cannot load the index version: {reason}")
-    return embedder, holder.current
-
-
-def rank_all(embedder: Embedder, cache: EmbeddingCache, served: ServedIndex,
-             queries: list[tuple[str, str]], mode: str, settings: Settings) -> dict[str, list[str]]:
-    rankings = {}
-    for start in range(0, len(queries), BATCH):
-        batch = queries[start:start + BATCH]
-        found = search_catalog(embedder, cache, served, [text for _, text in batch],
-                               SearchOptions(DEPTH, mode), settings)
-        for (query_id, _), result in zip(batch, found.results, strict=True):
-            rankings[query_id] = [hit.product_id for hit in result.hits]
-    return rankings
+    return holder.current
 
 
 def main() -> None:
@@ -163,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings.from_env(data_dir=args.data_dir, database_url="")
-    embedder, served = served_version(settings, args.products, args.columns)
+    served = served_version(settings, args.products, args.columns)
     queries = read_queries(args.queries)
     judgments = read_judgments(args.relevance)
 
@@ -178,7 +112,7 @@ def main() -> None:
     cache = EmbeddingCache(len(queries))
     for mode, run_settings in runs:
         started = time.perf_counter()
-        result = score(rank_all(embedder, cache, served, queries, mode, run_settings), judgments)
+        result = score(rank_queries(served.encoder, cache, served, queries, mode, run_settings), judgments)
         weight = f"{run_settings.hybrid_dense_weight:g}" if mode == "hybrid" else "-"
         print(f"| {mode} | {weight} | {result.ndcg_at_10:.4f} | {result.recall_at_100:.4f} | "
               f"{result.ndcg_queries} / {result.recall_queries} | {time.perf_counter() - started:.1f} |",

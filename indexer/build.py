@@ -30,9 +30,11 @@ from indexer.catalog import Catalog, ColumnMap, RowProblem, load_catalog
 from indexer.delta import DeltaPlan, plan_delta, text_sha256
 from indexer.embedding import Embedder
 from indexer.errors import CatalogError, InvalidCatalogError
+from indexer.gate import check_model_change
 from indexer.lexical import LexicalIndex
 from indexer.locking import build_lock
 from indexer.schema import IndexVersion
+from indexer.settings import PromotionRule
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +70,8 @@ class BuildContext:
     lexical_language: str = "english"
     """Stemmer and stop-word language of the BM25 index."""
     index_choice: artifacts.IndexChoice = field(default_factory=artifacts.IndexChoice)
+    promotion: PromotionRule = field(default_factory=PromotionRule)
+    """Gate of an activation that changes the model."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class BuildReport:
     timings: dict[str, float]
     activated: bool
     plan: DeltaPlan
+    held: list[str] = field(default_factory=list)
+    """Why the promotion gate did not activate the version, when activation was asked."""
 
     @property
     def seconds(self) -> float:
@@ -140,12 +146,25 @@ def build_version(request: BuildRequest, context: BuildContext) -> BuildReport |
             _fail_version(context, version, error)
             raise
 
-        if request.activate:
-            with context.sessions.begin() as session:
-                versions.activate(session, version, source=request.source)
-            log.info("version_activated", index_version=version, source=request.source)
+        held = _activate(context, version, embedder, request) if request.activate else []
     return BuildReport(version, path, len(texts), catalog.problems, truncated, timings,
-                       request.activate, plan)
+                       request.activate and not held, plan, held)
+
+
+def _activate(context: BuildContext, version: int, embedder: Embedder, request: BuildRequest) -> list[str]:
+    """Activate the new version unless it changes the model without passing the promotion
+    gate; then the version stays ready, its note says why, and the reasons are returned."""
+    with context.sessions.begin() as session:
+        reasons = check_model_change(session, embedder, context.promotion)
+        if reasons:
+            session.get_one(IndexVersion, version).note = "; ".join(reasons)
+        else:
+            versions.activate(session, version, source=request.source)
+    if reasons:
+        log.warning("promotion_rejected", index_version=version, reasons=reasons)
+    else:
+        log.info("version_activated", index_version=version, source=request.source)
+    return reasons
 
 
 def _dry_run(plan: DeltaPlan, texts: list[str], embedder: Embedder) -> DryRunReport:
@@ -231,7 +250,8 @@ def _start_version(context: BuildContext, embedder: Embedder, request: BuildRequ
     with context.sessions.begin() as session:
         record = IndexVersion(
             status="building", created_at=datetime.now(UTC), model_name=embedder.name,
-            model_fingerprint=embedder.fingerprint, dimension=embedder.dimension,
+            model_fingerprint=embedder.fingerprint, model_version_id=embedder.model_version,
+            dimension=embedder.dimension,
             source_path=str(request.catalog.resolve()), source_checksum=catalog.checksum,
             skipped_count=0, base_version_id=plan.base_version, new_count=plan.new,
             changed_count=plan.changed, unchanged_count=plan.unchanged,

@@ -13,13 +13,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from indexer import access_cli, audit, versions
+from indexer import access_cli, audit, models, training, versions
 from indexer.backup import backup, restore
 from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
 from indexer.catalog import ColumnMap
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.delta import DeltaPlan
-from indexer.embedding import load_embedder
+from indexer.embedding import Embedder
 from indexer.errors import CatalogError, CatalogSearchError, InvalidCatalogError
 from indexer.gate import DEFAULT_MAX_REMOVED_FRACTION, load_golden_queries
 from indexer.logs import configure_logging
@@ -83,7 +83,48 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--dry-run", action="store_true",
                        help="print the new/changed/unchanged/removed counts and the estimated "
                             "encoding time, and write nothing")
+    build.add_argument("--model-version", type=int,
+                       help="embed with this trained model version (see `models`); default: the "
+                            "active version's model, or CATALOG_SEARCH_MODEL when none is active")
     build.set_defaults(command=_build)
+
+    train = commands.add_parser(
+        "train", help="fine-tune the model on relevance judgments into a new model version")
+    train.add_argument("--judgments", type=Path, required=True,
+                       help="CSV with query (or query_id with --queries), product_id, relevance")
+    train.add_argument("--queries", type=Path,
+                       help="CSV with query_id, query, when the judgments name queries by id")
+    train.add_argument("--judgment-columns", type=_judgment_columns, default={},
+                       help="map judgment fields to columns, e.g. product_id=product_uid")
+    train.add_argument("--products", type=Path,
+                       help="catalog file the judged product ids come from (default: the "
+                            "active version's products)")
+    train.add_argument("--columns", type=_column_map, default=ColumnMap(),
+                       help="column mapping of --products, as `build` takes it")
+    train.add_argument("--base-model-version", type=int,
+                       help="model version to start from (default: the active version's model)")
+    defaults = training.TrainOptions()
+    train.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
+    train.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="pairs per step; each pair's negatives are the other pairs' "
+                            "products (default: %(default)s)")
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help="default: %(default)s")
+    train.add_argument("--seed", type=int, default=defaults.seed,
+                       help="seed of the split, the batch order and the weights (default: %(default)s)")
+    train.add_argument("--eval-fraction", type=float, default=defaults.eval_fraction,
+                       help="share of the queries held out for evaluation (default: %(default)s)")
+    train.add_argument("--min-relevance", type=float,
+                       help="relevance from which a judged product is a positive (default: the "
+                            "top quarter of the file's grade range, 2.5 on a 1-3 scale)")
+    train.add_argument("--hard-negatives", action="store_true",
+                       help="add to each pair a product the current model ranks high for the "
+                            "query but the judgments do not call relevant")
+    train.set_defaults(command=_train)
+
+    model_listing = commands.add_parser("models", help="list trained model versions, newest first")
+    model_listing.set_defaults(command=_models)
 
     listing = commands.add_parser("versions", help="list index versions, newest first")
     listing.set_defaults(command=_versions)
@@ -145,6 +186,27 @@ def _column_map(spec: str) -> ColumnMap:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
+def _judgment_columns(spec: str) -> dict[str, str]:
+    try:
+        return training.parse_judgment_columns(spec)
+    except CatalogSearchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _build_context(settings: Settings, engine: Engine, sessions: Sessions,
+                   model_version: int | None = None) -> BuildContext:
+    """Build context with the model `models.choose_for_build` picks, loaded on first use."""
+
+    @functools.cache
+    def load() -> Embedder:
+        with sessions() as session:
+            choice = models.choose_for_build(session, settings, model_version)
+        return models.load_model(settings, choice)
+
+    return BuildContext(engine, sessions, load, settings.index_dir, settings.text_template,
+                        settings.lexical_language, settings.index_choice, settings.promotion_rule)
+
+
 def _build(args: argparse.Namespace, settings: Settings, engine: Engine,
            sessions: Sessions) -> int:
     if args.skip_if_active:
@@ -159,10 +221,10 @@ def _build(args: argparse.Namespace, settings: Settings, engine: Engine,
         skip_invalid=args.skip_invalid, activate=args.activate, progress=sys.stderr.isatty(),
         dry_run=args.dry_run, source="cli",
     )
-    context = BuildContext(engine, sessions, functools.cache(lambda: load_embedder(settings)),
-                           settings.index_dir, settings.text_template, settings.lexical_language,
-                           settings.index_choice)
-    report = build_version(request, context)
+    if args.model_version is not None:
+        with sessions() as session:
+            models.ready_choice(session, settings, args.model_version)
+    report = build_version(request, _build_context(settings, engine, sessions, args.model_version))
     if isinstance(report, DryRunReport):
         _print_dry_run(report, args.catalog)
     else:
@@ -197,9 +259,62 @@ def _print_report(report: BuildReport, catalog: Path) -> None:
           f"{report.product_count - len(report.plan.missing)} reused a stored vector")
     print(f"  folder:    {report.path}")
     activation = "yes" if report.activated else f"no; run: python -m indexer activate {report.version}"
+    if report.held:
+        activation = (f"no, held by the promotion gate: {'; '.join(report.held)}. To switch "
+                      f"anyway: python -m indexer activate {report.version}")
     print(f"  active:    {activation}")
     for problem in report.skipped:
         print(f"  skipped {problem}")
+
+
+def _train(args: argparse.Namespace, settings: Settings, engine: Engine,
+           sessions: Sessions) -> int:
+    options = training.TrainOptions(
+        epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, eval_fraction=args.eval_fraction,
+        min_relevance=args.min_relevance, hard_negatives=args.hard_negatives,
+    )
+    request = training.TrainRequest(
+        judgments=args.judgments, queries=args.queries, columns=args.judgment_columns,
+        products=args.products, product_columns=args.columns,
+        base_model_version=args.base_model_version, options=options, progress=sys.stderr.isatty(),
+    )
+    report = training.train(request, settings, engine, sessions)
+    card = report.card
+    evaluation = card["evaluation"]
+    print(f"Trained model version {report.model_version} ({report.name}) in "
+          f"{card['training_seconds']:.0f} s: {card['hyperparameters']['steps']} steps on "
+          f"{card['split']['train_pairs']} pairs")
+    print(f"  held-out queries: {evaluation['queries']}; before -> after:")
+    for mode in training.EVALUATED_MODES:
+        before, after = evaluation["before"][mode], evaluation["after"][mode]
+        print(f"  {mode:<7} nDCG@10 {before['ndcg_at_10']:.4f} -> {after['ndcg_at_10']:.4f}, "
+              f"Recall@100 {before['recall_at_100']:.4f} -> {after['recall_at_100']:.4f}")
+    print(f"  folder:    {report.folder}")
+    print(f"  next:      python -m indexer build --catalog PATH --model-version "
+          f"{report.model_version} --activate  (activates only past the promotion gate)")
+    return 0
+
+
+def _models(args: argparse.Namespace, settings: Settings, engine: Engine,
+            sessions: Sessions) -> int:
+    mode = settings.promotion_rule.mode
+    with sessions() as session:
+        records = models.list_model_versions(session)
+    if not records:
+        print("No model versions yet; run: python -m indexer train --judgments FILE")
+        return 0
+    print(f"{'model':>5}  {'status':<8}  {'trained (UTC)':<19}  {'seconds':>7}  "
+          f"{mode + ' nDCG@10':<22}  name (base)")
+    for record in records:
+        trained = record.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        seconds = "-" if record.training_seconds is None else f"{record.training_seconds:.0f}"
+        evaluation = (record.card or {}).get("evaluation")
+        change = "-" if not evaluation else (f"{evaluation['before'][mode]['ndcg_at_10']:.4f} -> "
+                                             f"{evaluation['after'][mode]['ndcg_at_10']:.4f}")
+        print(f"{record.id:>5}  {record.status:<8}  {trained:<19}  {seconds:>7}  {change:<22}  "
+              f"{record.name} ({record.base_name})")
+    return 0
 
 
 def _versions(args: argparse.Namespace, settings: Settings, engine: Engine,
@@ -211,13 +326,17 @@ def _versions(args: argparse.Namespace, settings: Settings, engine: Engine,
         print("No index versions yet; run: python -m indexer build --catalog PATH --activate")
         return 0
     active_id = active.version.id if active else None
-    print(f"{'version':>7}  {'status':<8}  {'products':>8}  {'built (UTC)':<19}  {'seconds':>7}  catalog")
+    print(f"{'version':>7}  {'status':<8}  {'products':>8}  {'built (UTC)':<19}  {'seconds':>7}  "
+          f"{'model':>5}  catalog")
     for record in records:
         built = record.created_at.strftime("%Y-%m-%d %H:%M:%S")
         products = "-" if record.product_count is None else str(record.product_count)
         seconds = "-" if record.build_seconds is None else f"{record.build_seconds:.1f}"
+        model = "-" if record.model_version_id is None else str(record.model_version_id)
         print(f"{record.id:>7}  {versions.shown_status(record, active_id):<8}  {products:>8}  "
-              f"{built:<19}  {seconds:>7}  {record.source_path}")
+              f"{built:<19}  {seconds:>7}  {model:>5}  {record.source_path}")
+        if record.note and record.status == "ready":
+            print(f"{'':>9}held: {record.note}")
     return 0
 
 
@@ -256,9 +375,7 @@ def _schedule(args: argparse.Namespace, settings: Settings, engine: Engine,
     golden = load_golden_queries(args.golden) if args.golden else []
     request = BuildRequest(catalog=args.catalog, columns=args.columns, format=args.format,
                            skip_invalid=args.skip_invalid)
-    context = BuildContext(engine, sessions, functools.cache(lambda: load_embedder(settings)),
-                           settings.index_dir, settings.text_template, settings.lexical_language,
-                           settings.index_choice)
+    context = _build_context(settings, engine, sessions)
 
     def run() -> None:
         try:

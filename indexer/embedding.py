@@ -40,12 +40,15 @@ class Embedder:
     """
 
     def __init__(self, model_path: str | Path, batch_size: int = 64, backend: str = "torch",
-                 onnx_dir: Path | None = None) -> None:
+                 onnx_dir: Path | None = None, model_version: int | None = None,
+                 name: str | None = None) -> None:
         """Load the model; raises `ModelLoadError` when the folder is missing or unusable.
 
         With `backend="onnx"`, ONNX Runtime encodes the texts with the model exported into
         `onnx_dir` on first use. The model's own tokenizer still tokenizes, and the PyTorch
-        weights stay loaded for it and for the export.
+        weights stay loaded for it and for the export. `model_version` names the trained
+        model version the folder holds, if any, and `name` replaces the folder's name in logs
+        and records.
         """
         path = Path(model_path)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
@@ -67,7 +70,8 @@ class Embedder:
             raise ModelLoadError(f"cannot load the model in {path}: {error}") from error
 
         self.path = path
-        self.name = path.name if path.name != "model" else path.parent.name
+        self.name = name or (path.name if path.name != "model" else path.parent.name)
+        self.model_version = model_version
         self.batch_size = batch_size
         # sentence-transformers 5.2 renamed the method; older releases only have the old name.
         dimension_of = getattr(self._model, "get_embedding_dimension", None)
@@ -85,7 +89,7 @@ class Embedder:
             self._onnx = OnnxEncoder(self._model, onnx_dir / self.fingerprint[:16])
         self._lock = threading.Lock()
         log.info("model_loaded", model=self.name, path=str(path), dimension=self.dimension,
-                 fingerprint=self.fingerprint[:12], backend=backend)
+                 fingerprint=self.fingerprint[:12], backend=backend, model_version=model_version)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Return an array of shape (len(texts), dimension), float32, each row of L2 norm 1.
@@ -108,7 +112,8 @@ class Embedder:
         """Return the `model` and `embedding` sections of a version manifest for this model's vectors."""
         return {
             "model": {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
-                      "dimension": self.dimension, "max_seq_length": self.max_seq_length},
+                      "dimension": self.dimension, "max_seq_length": self.max_seq_length,
+                      "model_version": self.model_version},
             "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32"},
         }
 

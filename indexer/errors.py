@@ -115,3 +115,24 @@ class IndexNotReadyError(CatalogSearchError):
 
 class ModelNotReadyError(CatalogSearchError):
     """A request needs the embedding model, but it is still loading or failed to load."""
+
+
+class ModelVersionNotFoundError(CatalogSearchError):
+    """No model version has the requested number."""
+
+    def __init__(self, model_version: int) -> None:
+        self.model_version = model_version
+        super().__init__(f"model version {model_version} does not exist")
+
+
+class ModelVersionNotReadyError(CatalogSearchError):
+    """The model version exists but its training did not finish."""
+
+    def __init__(self, model_version: int, status: str) -> None:
+        self.model_version = model_version
+        super().__init__(f"model version {model_version} is {status}; only a ready model version "
+                         "can build an index")
+
+
+class JudgmentsError(CatalogSearchError):
+    """A judgments file for training cannot be read or names no usable query-product pair."""

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
+from sqlalchemy.orm import Session
 
+from indexer import versions
 from indexer.embedding import Embedder
 from indexer.errors import CatalogError
+from indexer.schema import IndexVersion, ModelVersion
+from indexer.settings import PromotionRule
 
 DEFAULT_MAX_REMOVED_FRACTION = 0.2
 """A feed that lost more than a fifth of the products is more likely truncated than real."""
@@ -82,3 +86,35 @@ def check_golden(queries: list[GoldenQuery], embedder: Embedder, index: faiss.In
         if missing:
             reasons.append(f"golden query {query.query!r}: {', '.join(missing)} not in the top {query.top_k}")
     return reasons
+
+
+def check_model_change(session: Session, embedder: Embedder, rule: PromotionRule) -> list[str]:
+    """Return reasons to hold a version built with `embedder` when the active version uses
+    another model: the new model's card must show it beating that model by the margin."""
+    active = versions.get_active(session)
+    if active is None or active.version.model_fingerprint == embedder.fingerprint:
+        return []
+    if embedder.model_version is None:
+        return [f"built with the configured model {embedder.name}, while the active version "
+                f"{active.version.id} uses {active.version.model_name}; no evaluation compares "
+                "the two, so activate it by hand to switch models"]
+    record = session.get_one(ModelVersion, embedder.model_version)
+    return check_model(record, active.version, rule)
+
+
+def check_model(candidate: ModelVersion, active: IndexVersion, rule: PromotionRule) -> list[str]:
+    """Compare the card's evaluation of `candidate` with the model it started from, which
+    must be the active version's model."""
+    evaluation = (candidate.card or {}).get("evaluation", {})
+    name = f"model version {candidate.id}"
+    if evaluation.get("base_fingerprint") != active.model_fingerprint:
+        return [f"{name} was evaluated against model {candidate.base_name}, but the active version "
+                f"{active.id} uses {active.model_name}; train from the active model, or activate "
+                "by hand"]
+    before = evaluation["before"][rule.mode]["ndcg_at_10"]
+    after = evaluation["after"][rule.mode]["ndcg_at_10"]
+    if after - before < rule.margin:
+        return [f"{name}: {rule.mode} nDCG@10 on its held-out queries is {after:.4f} against "
+                f"{before:.4f} for the active model ({after - before:+.4f}), short of the "
+                f"required gain of {rule.margin:g}"]
+    return []

@@ -16,7 +16,7 @@ from indexer import artifacts, versions
 from indexer.build import BuildContext, BuildReport, BuildRequest, build_version
 from indexer.checksums import sha256_file
 from indexer.errors import CatalogError
-from indexer.gate import GoldenQuery, check_golden, check_removed
+from indexer.gate import GoldenQuery, check_golden, check_model_change, check_removed
 from indexer.schema import IndexVersion
 
 log = structlog.get_logger(__name__)
@@ -76,6 +76,8 @@ def _gate(report: BuildReport, context: BuildContext, golden: list[GoldenQuery],
         checksum = versions.get_version(session, report.version).artifact_checksum or ""
         product_ids = versions.load_products(session, report.version).ids
     reasons = check_removed(report.plan.removed, base_count, max_removed_fraction)
+    with context.sessions() as session:
+        reasons += check_model_change(session, context.load_embedder(), context.promotion)
     if golden:
         index = artifacts.read_version(report.path, report.version, checksum).index
         reasons += check_golden(golden, context.load_embedder(), index, product_ids)

@@ -1,5 +1,5 @@
-"""Metadata schema: index versions, their products, the single active pointer, API keys and
-the audit log.
+"""Metadata schema: model versions, index versions, their products, the single active
+pointer, API keys and the audit log.
 
 Alembic owns this schema (see `migrations/`); a change here needs a new revision.
 """
@@ -40,6 +40,8 @@ the active pointer names, so the two can never disagree."""
 SCOPES = ("search", "admin")
 """API key scopes. `search` opens the search routes; `admin` opens the admin routes and search."""
 
+MODEL_STATUSES = ("training", "ready", "failed")
+
 AUDIT_ACTIONS = ("activate", "rollback", "reindex", "key_created", "key_revoked")
 
 
@@ -59,6 +61,40 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class ModelVersion(Base):
+    """A model fine-tuned by `indexer train`, with its card: data, split, settings, evaluation.
+
+    Index versions built with the configured model name no model version.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(f"status IN {MODEL_STATUSES}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="training")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    name: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the trained weights; index versions built with the model record it too."""
+    base_name: Mapped[str] = mapped_column(String(200))
+    base_fingerprint: Mapped[str] = mapped_column(String(64))
+    base_model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    """The model version training started from; none when it started from the configured model."""
+    data_checksum: Mapped[str] = mapped_column(String(64))
+    """SHA-256 over the judgment and product texts the training and evaluation read."""
+    path: Mapped[str | None] = mapped_column(Text)
+    """Folder the training wrote, for operators. Readers look for the folder named after the
+    model version in their own models folder."""
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The model card: base model, data, split, hyper-parameters, timings, library versions
+    and the evaluation before and after; the same JSON as `card.json` in the folder."""
+    training_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class IndexVersion(Base):
     """One build of the catalog index and what it was built from."""
 
@@ -73,6 +109,8 @@ class IndexVersion(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     model_name: Mapped[str] = mapped_column(String(200))
     model_fingerprint: Mapped[str] = mapped_column(String(64))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    """The trained model version the version was embedded with; none for the configured model."""
     dimension: Mapped[int] = mapped_column(Integer)
     index_type: Mapped[str | None] = mapped_column(String(64))
     product_count: Mapped[int | None] = mapped_column(Integer)

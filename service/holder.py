@@ -1,8 +1,9 @@
 """The holder of the served index version and its swap.
 
 A request takes `holder.current` once and uses that `ServedIndex` to the end, so it never
-mixes two versions. A refresh loads a newly activated version completely beside the old
-one, verifies it, and then replaces the reference in one assignment.
+mixes two versions, nor encodes with one version's model and searches another's index. A
+refresh loads a newly activated version completely beside the old one, with the model it
+was built with, verifies it, and then replaces the reference in one assignment.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import artifacts, versions
-from indexer.embedding import Embedder
+from indexer.embedding import TextEncoder
 from indexer.errors import ArtifactError
 from indexer.lexical import LexicalIndex
 from indexer.schema import IndexVersion
 from indexer.versions import StoredProducts
 from service.filters import CatalogFilters
+from service.models import ModelPool
 from service.ranking import Ranked, ScoreParts
 
 log = structlog.get_logger(__name__)
@@ -44,8 +46,8 @@ class CatalogHit:
 
 @dataclass(frozen=True)
 class ServedIndex:
-    """A loaded, verified index version: FAISS and BM25 indexes, and the products in FAISS
-    position order with their filter groups."""
+    """A loaded, verified index version: FAISS and BM25 indexes, the products in FAISS
+    position order with their filter groups, and the model that encodes its queries."""
 
     version: int
     index: faiss.Index
@@ -53,6 +55,7 @@ class ServedIndex:
     products: StoredProducts
     filters: CatalogFilters
     built_at: datetime
+    encoder: TextEncoder
 
     @property
     def product_count(self) -> int:
@@ -103,11 +106,12 @@ class IndexHolder:
         """Whether a refresh has read the active pointer at least once."""
         self._refresh_lock = threading.Lock()
 
-    def refresh(self, embedder: Embedder) -> None:
-        """Load the active version when it differs from the served one; blocking.
+    def refresh(self, pool: ModelPool) -> None:
+        """Load the active version, and its model from `pool`, when it differs from the
+        served one; blocking. Then release the models no longer served.
 
-        A version whose artifacts fail verification is logged once and recorded in
-        `rejected`; the holder keeps serving what it has.
+        A version whose artifacts or model fail verification is logged once and recorded
+        in `rejected`; the holder keeps serving what it has.
         """
         with self._refresh_lock:
             with self.sessions() as session:
@@ -118,7 +122,7 @@ class IndexHolder:
                     return
                 record = active.version
                 try:
-                    served = self._load(session, record, embedder)
+                    served = self._load(session, record, pool)
                 except ArtifactError as error:
                     self.rejected = Rejection(error.version, error.reason)
                     log.error("version_rejected", index_version=error.version, reason=error.reason,
@@ -129,25 +133,21 @@ class IndexHolder:
             self.current = served
             self.rejected = None
             log.info("version_swapped", index_version=served.version, previous_version=previous,
-                     products=served.product_count)
+                     products=served.product_count, model_version=record.model_version_id)
+            pool.release_except({served.encoder.fingerprint})
 
     def _is_settled(self, version: int) -> bool:
         served = self.current is not None and self.current.version == version
         return served or (self.rejected is not None and self.rejected.version == version)
 
-    def _load(self, session: Session, record: IndexVersion, embedder: Embedder) -> ServedIndex:
-        if record.model_fingerprint != embedder.fingerprint or record.dimension != embedder.dimension:
-            raise ArtifactError(
-                record.id, f"built with model {record.model_name} ({record.model_fingerprint[:12]}, "
-                f"{record.dimension} dimensions), but the service runs {embedder.name} "
-                f"({embedder.fingerprint[:12]}, {embedder.dimension} dimensions)",
-            )
+    def _load(self, session: Session, record: IndexVersion, pool: ModelPool) -> ServedIndex:
         if record.artifact_checksum is None:
             raise ArtifactError(record.id, "the database records no artifact checksum")
         folder = self.index_dir / artifacts.version_folder_name(record.id)
         loaded = artifacts.read_version(folder, record.id, record.artifact_checksum)
-        if loaded.manifest["model"]["fingerprint"] != embedder.fingerprint:
+        if loaded.manifest["model"]["fingerprint"] != record.model_fingerprint:
             raise ArtifactError(record.id, "manifest names another model than the database")
+        model = pool.for_version(session, record)
 
         if isinstance(loaded.index, faiss.IndexHNSW):
             loaded.index.hnsw.efSearch = self.hnsw_ef_search
@@ -167,4 +167,4 @@ class IndexHolder:
         filters = CatalogFilters(products.categories, products.brands,
                                  versions.load_attributes(session, record.id))
         return ServedIndex(record.id, loaded.index, lexical_index, products, filters,
-                           record.created_at)
+                           record.created_at, model.encoder)

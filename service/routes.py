@@ -64,7 +64,7 @@ class SearchController(Controller):
                 f": version {rejected.version} was rejected: {rejected.reason}" if rejected else "")
         body = Readiness(
             status="not ready" if reason else "ready", reason=reason,
-            model=runtime.embedder.name if runtime.embedder else None,
+            model=runtime.model_name,
             index_version=served.version if served else None,
             products=served.product_count if served else None,
             rejected_version=rejected.version if rejected else None,
@@ -93,7 +93,7 @@ class SearchController(Controller):
 
         # Catalog matches keep the original service's cosine scores, so this route ranks dense.
         served = runtime.require_index()
-        found = search.search_catalog(encoder, runtime.cache, served, data.text,
+        found = search.search_catalog(served.encoder, runtime.cache, served, data.text,
                                       search.SearchOptions(data.top_k, "dense"), settings)
         results = [QueryMatches(query, [Match(hit.title, hit.score, hit.product_id)
                                         for hit in result.hits])
@@ -112,10 +112,10 @@ class SearchController(Controller):
             data.top_k, data.mode or settings.search_mode, to_filter(data.filters), data.min_score,
             data.explain,
         )
-        encoder = runtime.require_encoder()
+        runtime.require_embedder()
         served = runtime.require_index()
 
-        found = search.search_catalog(encoder, runtime.cache, served, data.queries, options,
+        found = search.search_catalog(served.encoder, runtime.cache, served, data.queries, options,
                                       settings)
         results = [
             SearchResult(query, [to_match(hit, options) for hit in result.hits],

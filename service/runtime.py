@@ -12,35 +12,32 @@ from anyio import to_thread
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from indexer import audit, versions
+from indexer import audit, models, versions
 from indexer.build import BuildContext
 from indexer.database import session_factory
-from indexer.embedding import Embedder
+from indexer.embedding import Embedder, TextEncoder
 from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
 from indexer.schema import IndexVersion
 from indexer.settings import Settings
 from service import metrics
-from service.batching import EncodeBatcher
 from service.cache import EmbeddingCache
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
+from service.models import model_pool
 
 log = structlog.get_logger(__name__)
 
-BATCH_TEXTS_PER_MODEL_BATCH = 4
-"""A micro-batch stops gathering at this many times `encode_batch_size` texts, so that one
-batch does not delay its first request by several forward passes."""
-
-
 class Runtime:
-    """Loads the model in the background, then follows the active index version.
+    """Loads the configured model in the background, then follows the active index version
+    and loads the model each version names.
 
     `/health` responds while the model loads; `/ready` and the search routes report 503
     until it is loaded.
     """
 
     def __init__(self, settings: Settings, engine: Engine,
-                 load_embedder: Callable[[], Embedder]) -> None:
+                 load_embedder: Callable[[], Embedder],
+                 load_model: Callable[[models.ModelChoice], Embedder] | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.sessions = session_factory(engine)
@@ -51,8 +48,8 @@ class Runtime:
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
         self.embedder: Embedder | None = None
-        self.encoder: EncodeBatcher | None = None
-        """The model behind the micro-batcher; search routes encode through it."""
+        """The configured model, once loaded."""
+        self.models = model_pool(settings, load_model)
         self.model_error: str | None = None
         self._load_embedder = load_embedder
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,8 +59,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self.jobs.shutdown()
-        if self.encoder is not None:
-            await to_thread.run_sync(self.encoder.close)
+        await to_thread.run_sync(self.models.close)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -73,10 +69,32 @@ class Runtime:
             raise ModelNotReadyError(self.model_error or "the embedding model is still loading")
         return self.embedder
 
-    def require_encoder(self) -> EncodeBatcher:
-        if self.encoder is None:
-            raise ModelNotReadyError(self.model_error or "the embedding model is still loading")
-        return self.encoder
+    def require_encoder(self) -> TextEncoder:
+        """Return the served version's model, or the configured one while none is served."""
+        served = self.holder.current
+        if served is not None:
+            return served.encoder
+        loaded = self.models.get(self.require_embedder().fingerprint)
+        if loaded is None:
+            raise ModelNotReadyError("the embedding model is being replaced; retry")
+        return loaded.encoder
+
+    @property
+    def model_name(self) -> str | None:
+        """Name of the model that encodes queries now, for `/ready`."""
+        served = self.holder.current
+        model = self.models.get(served.encoder.fingerprint) if served else None
+        if model is not None:
+            return model.embedder.name
+        return self.embedder.name if self.embedder else None
+
+    def build_model(self) -> Embedder:
+        """Return the model a reindex embeds with: the served version's, which is the one
+        a build without `--model-version` chooses, or the configured one."""
+        configured = self.require_embedder()
+        served = self.holder.current
+        loaded = self.models.get(served.encoder.fingerprint) if served else None
+        return loaded.embedder if loaded else configured
 
     def require_index(self) -> ServedIndex:
         served = self.holder.current
@@ -105,17 +123,17 @@ class Runtime:
         return record
 
     def start_reindex(self, key_name: str) -> ReindexJob:
-        """Queue a reindex with this process's model and record it in the audit log under
+        """Queue a reindex with the served version's model and record it in the audit log under
         `key_name`; the holder follows a new activation at once."""
         catalog = self.settings.catalog_path or "no catalog configured"
         with audit.audited(self.sessions, key_name, "reindex", catalog) as audited:
-            embedder = self.require_embedder()
+            embedder = self.build_model()
             context = BuildContext(self.engine, self.sessions, lambda: embedder,
                                    self.settings.index_dir, self.settings.text_template,
                                    self.settings.lexical_language, self.settings.index_choice)
 
             def on_done() -> None:
-                self.holder.refresh(embedder)
+                self.holder.refresh(self.models)
                 self.export_served_version()
 
             job = self.jobs.start(context, on_done)
@@ -131,8 +149,7 @@ class Runtime:
                                 "the service log (model_load_failed) has the reason")
             log.error("model_load_failed", error=str(error))
             return
-        self.encoder = EncodeBatcher(embedder, self.settings.encode_batch_wait_ms / 1000,
-                                     BATCH_TEXTS_PER_MODEL_BATCH * self.settings.encode_batch_size)
+        self.models.add(embedder, configured=True)
         self.embedder = embedder
         while True:
             await self.refresh()
@@ -143,7 +160,7 @@ class Runtime:
         if self.embedder is None:
             return
         try:
-            await to_thread.run_sync(self.holder.refresh, self.embedder)
+            await to_thread.run_sync(self.holder.refresh, self.models)
         except SQLAlchemyError as error:
             log.error("refresh_failed", error=str(error))
         self.export_served_version()

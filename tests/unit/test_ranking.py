@@ -31,7 +31,17 @@ def served_with(vectors: list[list[float]], ids: list[str], titles: list[str] | 
     filters = CatalogFilters(products.categories, products.brands,
                              attributes or [{} for _ in ids])
     return ServedIndex(1, index, LexicalIndex.build(titles, "english"), products, filters,
-                       datetime.now(UTC))
+                       datetime.now(UTC), NoEncoder())
+
+
+class NoEncoder:
+    """These tests pass query vectors in; a call to encode would be a bug in the test."""
+
+    fingerprint = "none"
+    dimension = 0
+
+    def encode(self, texts):
+        raise AssertionError("ranking tests give query vectors; nothing may encode")
 
 
 def query(*rows: list[float]) -> np.ndarray:
