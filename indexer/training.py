@@ -252,8 +252,12 @@ def fine_tune(base: Path, pairs: Sequence[tuple[str, str]], negatives: Sequence[
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import BatchSamplers
+    try:  # sentence-transformers 6 moved these; 3 to 5 have only the old modules.
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    except ImportError:
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.training_args import BatchSamplers
     from transformers import set_seed
 
     set_seed(options.seed)

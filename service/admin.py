@@ -45,6 +45,8 @@ class VersionRecord(msgspec.Struct):
     encoded_count: int | None
     build_seconds: float | None
     model_name: str
+    model_version: int | None
+    """Trained model version the products were embedded with; null for the configured model."""
     source_path: str
     note: str | None
     error: str | None
@@ -84,7 +86,7 @@ def to_record(record: IndexVersion, active_id: int | None) -> VersionRecord:
         record.id, versions.shown_status(record, active_id), record.created_at, record.finished_at,
         record.product_count, record.skipped_count, record.new_count, record.changed_count,
         record.unchanged_count, record.removed_count, record.encoded_count, record.build_seconds,
-        record.model_name, record.source_path, record.note, record.error,
+        record.model_name, record.model_version_id, record.source_path, record.note, record.error,
     )
 
 
