@@ -1,11 +1,12 @@
 """Load our service, the baseline and txtai with the same HTTP requests, in one run, and print ratios.
 
 Writes a synthetic catalog of `--products` products (see `synthetic_catalog.py`) as the
-active version of a temporary data folder. Then, one server at a time, it starts the
-server on a free 127.0.0.1 port, waits until `/api/v1/ready` returns 200, sends a few
-unmeasured requests, and runs the load of `http_load.py`: `/search` with 1 and 32
-queries per request at each concurrency level, then `/similarity` with 100 and 1,000
-new ad-hoc products, first and repeated. It stops the server by its pid. The servers:
+active version of a temporary data folder. Then it measures one server at a time. It
+starts the server on a free 127.0.0.1 port, waits until `/api/v1/ready` returns 200 and
+sends a few unmeasured requests. Then it runs the load of `http_load.py`: `/search` with
+1 and 32 queries per request at each concurrency level, then `/similarity` with 100 and
+1,000 new ad-hoc products, first and repeated. It stops the server by its pid. The
+servers:
 
 - `ours`: `python -m service` with its default settings, except the ranking mode
   (`--mode`, dense by default, because the other two rank by embeddings alone) and the
@@ -58,6 +59,9 @@ BENCHMARKS = Path(__file__).resolve().parent
 SERVERS = ("ours", "baseline", "txtai")
 READY_TIMEOUT_SECONDS = 900
 """How long a server may take to load the model and the catalog (txtai indexes it anew)."""
+
+WARM_UP_REQUESTS = 10
+"""Unmeasured one-query requests before the load; PyTorch's first few forward passes are slow."""
 
 BATCH_SUM = "catalog_search_encode_batch_size_sum"
 BATCH_COUNT = "catalog_search_encode_batch_size_count"
@@ -165,12 +169,14 @@ def mean_batch(before: tuple[float, float] | None, after: tuple[float, float] | 
 
 
 def warm_up(url: str) -> None:
-    """Send unmeasured requests, so that one-time work (an ONNX export, lazy loading) is done."""
+    """Send unmeasured requests of each kind, so that one-time work (an ONNX export, lazy
+    loading, the first forward passes of each batch shape) is done before the load."""
     with httpx.Client(base_url=url, timeout=600) as client:
-        for number in range(3):
-            client.post("/api/v1/search", json={"queries": [f"warm-up query {number}"], "top_k": 10}
-                        ).raise_for_status()
-        client.post("/api/v1/similarity", json={"text": ["warm-up"], "products": ["a", "b"]}
+        for size in [1] * WARM_UP_REQUESTS + [32] * 2:
+            queries = [f"warm-up query {number}" for number in range(size)]
+            client.post("/api/v1/search", json={"queries": queries, "top_k": 10}).raise_for_status()
+        products = [f"warm-up product {number}" for number in range(20)]
+        client.post("/api/v1/similarity", json={"text": ["warm-up"], "products": products}
                     ).raise_for_status()
 
 
@@ -215,7 +221,8 @@ def print_ratios(results: dict[str, ServerResult], seconds: float) -> None:
     print("| --- " * (1 + len(results) + len(others)) + "|")
 
     for position, level in enumerate(ours.levels):
-        label = f"/search {level.queries_per_request} q/request, {level.clients} clients"
+        clients = f"{level.clients} client" + ("s" if level.clients > 1 else "")
+        label = f"/search {level.queries_per_request} q/request, {clients}"
         rates = {name: result.levels[position].queries_per_second(seconds)
                  for name, result in results.items()}
         medians = {name: result.levels[position].median() for name, result in results.items()}
