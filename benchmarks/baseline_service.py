@@ -30,7 +30,9 @@ from sentence_transformers import SentenceTransformer
 class BaselineBackend:
     """Encodes with sentence-transformers on PyTorch and scans every vector for each query."""
 
-    def __init__(self, model_path: str, catalog: CatalogSnapshot, batch_size: int) -> None:
+    def __init__(self, model_path: str, catalog: CatalogSnapshot, batch_size: int,
+                 faiss_threads: int) -> None:
+        # `faiss_threads` is unused: the scan is a NumPy matrix product, with NumPy's BLAS threads.
         self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
         self.vectors = catalog.vectors
         self.batch_size = batch_size

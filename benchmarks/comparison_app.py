@@ -153,7 +153,7 @@ def _reject(key: str, message: str) -> None:
 
 
 def run_server(description: str, name: str,
-               make_backend: Callable[[str, CatalogSnapshot, int], Backend]) -> None:
+               make_backend: Callable[[str, CatalogSnapshot, int, int], Backend]) -> None:
     """Parse `--port` and `--data-dir`, load the active catalog and the backend, and serve
     on 127.0.0.1 until the process is stopped."""
     parser = argparse.ArgumentParser(description=description)
@@ -164,7 +164,7 @@ def run_server(description: str, name: str,
     settings = Settings.from_env(**({"data_dir": arguments.data_dir} if arguments.data_dir else {}))
 
     catalog = load_active_catalog(settings)
-    backend = make_backend(settings.model, catalog, settings.encode_batch_size)
+    backend = make_backend(settings.model, catalog, settings.encode_batch_size, settings.faiss_threads)
     print(f"{name} serving version {catalog.version} ({len(catalog.products):,} products) "
           f"on 127.0.0.1:{arguments.port}", flush=True)
     uvicorn.run(create_app(backend, catalog, settings), host="127.0.0.1", port=arguments.port,
