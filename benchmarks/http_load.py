@@ -73,6 +73,31 @@ def time_similarity(url: str, products: int, headers: dict[str, str]) -> tuple[f
     return timings[0], timings[1]
 
 
+SEARCH_TABLE_HEADER = (
+    "| route | queries/request | clients | requests | p50 ms | p95 ms | p99 ms | requests/s | "
+    "queries/s | failed |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+SIMILARITY_TABLE_HEADER = ("| route | ad-hoc products | first request ms | repeated request ms |\n"
+                           "| --- | --- | --- | --- |")
+SIMILARITY_SIZES = (100, 1000)
+
+
+def search_row(queries_per_request: int, clients: int, latencies: list[float], failed: int,
+               seconds: float) -> str:
+    """Format one load level as a row of the `/search` table; `latencies` ascending, in ms."""
+    rate = len(latencies) / seconds
+    if not latencies:
+        return f"| /search | {queries_per_request} | {clients} | 0 | - | - | - | 0 | 0 | {failed} |"
+    return (f"| /search | {queries_per_request} | {clients} | {len(latencies)} | "
+            f"{statistics.median(latencies):.1f} | {percentile(latencies, 0.95):.1f} | "
+            f"{percentile(latencies, 0.99):.1f} | {rate:.1f} | {rate * queries_per_request:.0f} | "
+            f"{failed} |")
+
+
+def similarity_row(products: int, first: float, repeated: float) -> str:
+    return f"| /similarity | {products} | {first:.0f} | {repeated:.0f} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="service base URL")
@@ -82,25 +107,18 @@ def main() -> None:
     args = parser.parse_args()
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
 
-    print("| route | queries/request | clients | requests | p50 ms | p95 ms | p99 ms | requests/s | "
-          "queries/s | failed |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(SEARCH_TABLE_HEADER)
     for queries_per_request in (1, 32):
         for clients in (int(level) for level in args.clients.split(",")):
             latencies, failed = run_search_load(args.url, clients, queries_per_request, args.seconds,
                                                 headers)
-            rate = len(latencies) / args.seconds
-            print(f"| /search | {queries_per_request} | {clients} | {len(latencies)} | "
-                  f"{statistics.median(latencies):.1f} | {percentile(latencies, 0.95):.1f} | "
-                  f"{percentile(latencies, 0.99):.1f} | {rate:.1f} | {rate * queries_per_request:.0f} | "
-                  f"{failed} |", flush=True)
+            print(search_row(queries_per_request, clients, latencies, failed, args.seconds), flush=True)
 
     print()
-    print("| route | ad-hoc products | first request ms | repeated request ms |")
-    print("| --- | --- | --- | --- |")
-    for products in (100, 1000):
+    print(SIMILARITY_TABLE_HEADER)
+    for products in SIMILARITY_SIZES:
         first, repeated = time_similarity(args.url, products, headers)
-        print(f"| /similarity | {products} | {first:.0f} | {repeated:.0f} |", flush=True)
+        print(similarity_row(products, first, repeated), flush=True)
 
 
 if __name__ == "__main__":
