@@ -104,17 +104,26 @@ def check_model_change(session: Session, embedder: Embedder, rule: PromotionRule
 
 def check_model(candidate: ModelVersion, active: IndexVersion, rule: PromotionRule) -> list[str]:
     """Compare the card's evaluation of `candidate` with the model it started from, which
-    must be the active version's model."""
+    must be the active version's model. The new model must gain at least the margin in
+    the rule's ranking mode and lose in no evaluated mode: a model whose embeddings
+    collapsed can still look better in hybrid ranking, where BM25 then decides alone."""
     evaluation = (candidate.card or {}).get("evaluation", {})
     name = f"model version {candidate.id}"
-    if evaluation.get("base_fingerprint") != active.model_fingerprint:
-        return [f"{name} was evaluated against model {candidate.base_name}, but the active version "
-                f"{active.id} uses {active.model_name}; train from the active model, or activate "
+    base = str(evaluation.get("base_fingerprint", ""))
+    if base != active.model_fingerprint:
+        return [f"{name} was evaluated against model {candidate.base_name} ({base[:12]}), but the "
+                f"active version {active.id} uses {active.model_name} "
+                f"({active.model_fingerprint[:12]}); train from the active model, or activate "
                 "by hand"]
-    before = evaluation["before"][rule.mode]["ndcg_at_10"]
-    after = evaluation["after"][rule.mode]["ndcg_at_10"]
-    if after - before < rule.margin:
-        return [f"{name}: {rule.mode} nDCG@10 on its held-out queries is {after:.4f} against "
-                f"{before:.4f} for the active model ({after - before:+.4f}), short of the "
-                f"required gain of {rule.margin:g}"]
-    return []
+    reasons = []
+    for mode in sorted(evaluation["after"]):
+        before = evaluation["before"][mode]["ndcg_at_10"]
+        after = evaluation["after"][mode]["ndcg_at_10"]
+        if after < before:
+            reasons.append(f"{name}: {mode} nDCG@10 on its held-out queries fell from "
+                           f"{before:.4f} to {after:.4f}")
+        elif mode == rule.mode and after - before < rule.margin:
+            reasons.append(f"{name}: {mode} nDCG@10 on its held-out queries is {after:.4f} against "
+                           f"{before:.4f} for the active model ({after - before:+.4f}), short of "
+                           f"the required gain of {rule.margin:g}")
+    return reasons

@@ -256,8 +256,8 @@ def fine_tune(base: Path, pairs: Sequence[tuple[str, str]], negatives: Sequence[
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
         from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     except ImportError:
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
-        from sentence_transformers.training_args import BatchSamplers
+        from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore[no-redef]
+        from sentence_transformers.training_args import BatchSamplers  # type: ignore[no-redef]
     from transformers import set_seed
 
     set_seed(options.seed)
@@ -272,7 +272,8 @@ def fine_tune(base: Path, pairs: Sequence[tuple[str, str]], negatives: Sequence[
         num_train_epochs=options.epochs, max_steps=options.max_steps or -1,
         per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate,
         # Whole steps: transformers 5 deprecates `warmup_ratio`, and 4 takes no fraction here.
-        warmup_steps=int(options.warmup_ratio * planned_steps(len(pairs), options)), seed=options.seed, data_seed=options.seed,
+        warmup_steps=int(options.warmup_ratio * planned_steps(len(pairs), options)),
+        seed=options.seed, data_seed=options.seed,
         # A query judged relevant to two products must not meet itself as a negative.
         batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", logging_strategy="no",
         report_to="none", disable_tqdm=not progress, use_cpu=True,

@@ -130,7 +130,8 @@ class Runtime:
             embedder = self.build_model()
             context = BuildContext(self.engine, self.sessions, lambda: embedder,
                                    self.settings.index_dir, self.settings.text_template,
-                                   self.settings.lexical_language, self.settings.index_choice)
+                                   self.settings.lexical_language, self.settings.index_choice,
+                                   self.settings.promotion_rule)
 
             def on_done() -> None:
                 self.holder.refresh(self.models)

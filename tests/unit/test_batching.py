@@ -102,3 +102,15 @@ def test_empty_request_needs_no_model_call(encoder):
     assert batcher.encode([]).shape == (0, 8)
     assert encoder.calls == []
     batcher.close()
+
+
+def test_closed_batcher_still_encodes(encoder):
+    """A request that took a released model's encoder still gets its vectors."""
+    encoder.release.set()
+    batcher = EncodeBatcher(encoder, max_wait_seconds=0.0, max_texts=64)
+    batcher.close()
+
+    vectors = batcher.encode(["abc", "de"])
+
+    assert vectors.shape == (2, encoder.dimension)
+    assert encoder.calls == [["abc", "de"]]
