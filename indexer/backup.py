@@ -1,7 +1,8 @@
 """Backup and restore of an embedded installation: the SQLite database and the artifacts.
 
 A backup folder contains `catalog.db`, a consistent copy made with SQLite's online backup
-API, and `indexes/` with the folder of every ready or active version. Restoring copies
+API, `indexes/` with the folder of every ready or active version, and `models/` with the
+folder of every ready model version, since index versions built with one need it. Restoring copies
 both into an empty data folder, upgrades the schema and verifies the active version.
 PostgreSQL databases are backed up with pg_dump instead (see docs/operations.md).
 """
@@ -18,16 +19,17 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from indexer import artifacts, versions
+from indexer import artifacts, models, versions
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.errors import BackupError
 from indexer.locking import build_lock
-from indexer.schema import IndexVersion
+from indexer.schema import IndexVersion, ModelVersion
 
 log = structlog.get_logger(__name__)
 
 DATABASE_FILE = "catalog.db"
 INDEX_FOLDER = "indexes"
+MODEL_FOLDER = "models"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class BackupReport:
     active: int | None
 
 
-def backup(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, target: Path) -> BackupReport:
+def backup(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, models_dir: Path,
+           target: Path) -> BackupReport:
     """Copy the database and the ready versions' folders into `target`, which must be new or empty.
 
     Holds the build lock, so that no build changes either while they are copied. Raises
@@ -50,6 +53,7 @@ def backup(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, tar
     with build_lock(engine, index_dir.parent):
         with sessions() as session:
             saved = list(session.scalars(select(IndexVersion.id).where(IndexVersion.status == "ready")))
+            trained = list(session.scalars(select(ModelVersion.id).where(ModelVersion.status == "ready")))
             active = versions.get_active(session)
         target.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(database) as source, sqlite3.connect(target / DATABASE_FILE) as copy:
@@ -58,11 +62,14 @@ def backup(engine: Engine, sessions: sessionmaker[Session], index_dir: Path, tar
         for version in saved:
             name = artifacts.version_folder_name(version)
             shutil.copytree(index_dir / name, target / INDEX_FOLDER / name)
-    log.info("backup_written", folder=str(target), versions=saved)
+        for model_version in trained:
+            name = models.folder_name(model_version)
+            shutil.copytree(models_dir / name, target / MODEL_FOLDER / name)
+    log.info("backup_written", folder=str(target), versions=saved, model_versions=trained)
     return BackupReport(target, sorted(saved), active.version.id if active else None)
 
 
-def restore(source: Path, database_url: str, index_dir: Path) -> BackupReport:
+def restore(source: Path, database_url: str, index_dir: Path, models_dir: Path) -> BackupReport:
     """Restore a backup folder into an empty data folder and verify the active version.
 
     Raises `BackupError` when the backup is incomplete or the destination already contains a
@@ -81,6 +88,8 @@ def restore(source: Path, database_url: str, index_dir: Path) -> BackupReport:
     shutil.copyfile(source / DATABASE_FILE, database)
     if (source / INDEX_FOLDER).is_dir():
         shutil.copytree(source / INDEX_FOLDER, index_dir, dirs_exist_ok=True)
+    if (source / MODEL_FOLDER).is_dir():
+        shutil.copytree(source / MODEL_FOLDER, models_dir, dirs_exist_ok=True)
 
     engine = create_database_engine(database_url)
     try:

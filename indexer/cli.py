@@ -399,14 +399,14 @@ def _schedule(args: argparse.Namespace, settings: Settings, engine: Engine,
 
 def _backup(args: argparse.Namespace, settings: Settings, engine: Engine,
             sessions: Sessions) -> int:
-    report = backup(engine, sessions, settings.index_dir, args.to)
+    report = backup(engine, sessions, settings.index_dir, settings.models_dir, args.to)
     print(f"Backed up the database and versions {', '.join(map(str, report.versions)) or 'none'} "
           f"(active: {report.active}) to {report.folder}")
     return 0
 
 
 def _restore(args: argparse.Namespace, settings: Settings) -> int:
-    report = restore(args.source, settings.database_url, settings.index_dir)
+    report = restore(args.source, settings.database_url, settings.index_dir, settings.models_dir)
     print(f"Restored versions {', '.join(map(str, report.versions)) or 'none'} "
           f"(active: {report.active}) into {settings.data_dir}; the active version's files verified")
     return 0

@@ -283,3 +283,26 @@ def test_model_versions_are_listed(torch_settings, engine, sessions, sample_acti
     assert f"{record.name} (" in listed.stdout
     assert "hybrid nDCG@10" in listed.stdout
     assert models.model_folder(torch_settings, 1).is_dir()
+
+
+@pytest.mark.sqlite_only
+def test_backup_restores_trained_model(torch_settings, engine, sessions, sample_active, serve,
+                                       tmp_path):
+    report = train(TrainRequest(write_judgments(tmp_path / "judgments.csv"),
+                                options=dataclasses.replace(FEW_STEPS, max_steps=1)),
+                   torch_settings, engine, sessions, say=lambda line: None)
+    built = run_indexer(torch_settings, "build", "--catalog", str(SAMPLE_CATALOG),
+                        "--model-version", "1")
+    activated = run_indexer(torch_settings, "activate", "2")
+    restored = dataclasses.replace(torch_settings, data_dir=tmp_path / "restored" / "var",
+                                   database_url="")
+
+    saved = run_indexer(torch_settings, "backup", "--to", str(tmp_path / "backup"))
+    loaded = run_indexer(restored, "restore", "--from", str(tmp_path / "backup"))
+    with serve(restored) as client:
+        ready = client.get("/ready").json()
+
+    assert built.returncode == 0 and activated.returncode == 0, built.stderr + activated.stderr
+    assert saved.returncode == 0 and loaded.returncode == 0, saved.stderr + loaded.stderr
+    assert (tmp_path / "backup" / "models" / "m000001" / "card.json").is_file()
+    assert (ready["index_version"], ready["model"]) == (2, report.name)
