@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer import audit, versions
 from indexer.build import BuildContext
+from indexer.cpus import thread_count
 from indexer.database import session_factory
 from indexer.embedding import Embedder
 from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
@@ -46,7 +47,7 @@ class Runtime:
         self.sessions = session_factory(engine)
         self.holder = IndexHolder(self.sessions, settings.index_dir, settings.lexical_language,
                                   settings.hnsw_ef_search)
-        faiss.omp_set_num_threads(settings.faiss_threads)
+        faiss.omp_set_num_threads(thread_count(settings.faiss_threads))
         self.cache = EmbeddingCache(settings.embedding_cache_size)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
