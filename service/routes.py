@@ -86,7 +86,7 @@ class SearchController(Controller):
 
         if data.products is not None:
             ranked = search.match_products(encoder, runtime.cache, data.text, data.products,
-                                          data.top_k)
+                                          data.top_k, runtime.find_catalog_vectors)
             results = [QueryMatches(query, [Match(hit.text, hit.score) for hit in hits])
                        for query, hits in zip(data.text, ranked, strict=True)]
             return SimilarityResponse(results[0].query, results[0].matches, results)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import faiss
+import numpy as np
 import structlog
 from anyio import to_thread
 from sqlalchemy import Engine
@@ -23,6 +24,7 @@ from indexer.settings import Settings
 from service import metrics
 from service.batching import EncodeBatcher
 from service.cache import EmbeddingCache
+from service.catalog_vectors import CatalogVectors
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
 
@@ -49,6 +51,7 @@ class Runtime:
                                   settings.hnsw_ef_search)
         faiss.omp_set_num_threads(thread_count(settings.faiss_threads))
         self.cache = EmbeddingCache(settings.embedding_cache_size)
+        self.catalog_vectors = CatalogVectors(self.sessions)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
         self.embedder: Embedder | None = None
@@ -89,6 +92,12 @@ class Runtime:
                 "the active index version is not loaded yet or was rejected; see /api/v1/ready"
             )
         return served
+
+    def find_catalog_vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the stored vectors of `texts` that are product texts of the served version;
+        blocking, and empty while no version is served."""
+        served = self.holder.current
+        return {} if served is None else self.catalog_vectors.find(served, texts)
 
     def move_pointer(self, version: int | None, key_name: str) -> IndexVersion:
         """Activate `version`, or roll back when it is None, and record it in the audit log
@@ -145,6 +154,10 @@ class Runtime:
             return
         try:
             await to_thread.run_sync(self.holder.refresh, self.embedder)
+            served = self.holder.current
+            if served is not None:
+                # Loaded here, so that the first ad-hoc request after a swap does not wait for it.
+                await to_thread.run_sync(self.catalog_vectors.prepare, served)
         except SQLAlchemyError as error:
             log.error("refresh_failed", error=str(error))
         self.export_served_version()
