@@ -118,6 +118,12 @@ def embedder() -> Embedder:
     return Embedder(Settings().model)
 
 
+@pytest.fixture(scope="session")
+def onnx_embedder(tmp_path_factory) -> Embedder:
+    """The same model under ONNX Runtime (fp32), exported once for the whole session."""
+    return Embedder(Settings().model, backend="onnx", onnx_dir=tmp_path_factory.mktemp("onnx"))
+
+
 @pytest.fixture
 def engine(settings):
     engine = create_database_engine(settings.database_url)

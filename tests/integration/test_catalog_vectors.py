@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import TOOLS
-from tests.integration.test_observability import metric_value
+from tests.integration.test_observability import metric_value, read_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -18,12 +18,6 @@ QUERIES = ["What can I use to cut wood?", "something to measure a room"]
 def catalog_text(row: list[str]) -> str:
     """Render a TOOLS row as the default template `{title}\\n{description}` renders it."""
     return f"{row[1]}\n{row[2]}"
-
-
-def read_metrics(client) -> str:
-    response = client.get(str(client.base_url).rstrip("/").removesuffix("/api/v1") + "/metrics")
-    assert response.status_code == 200
-    return response.text
 
 
 def test_catalog_texts_reuse_stored_vectors(settings, build, write_csv, serve, embedder):

@@ -27,6 +27,13 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
     return sum(float(value) for label_set, value in pattern.findall(text) if labels in (label_set or ""))
 
 
+def read_metrics(client: httpx.Client) -> str:
+    """Return the Prometheus exposition of the service behind `client`."""
+    response = client.get(str(client.base_url).rstrip("/").removesuffix("/api/v1") + "/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
 def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve, api_key):
     build(write_csv(TOOLS, name="first.csv"))
     key = api_key("operator", "admin")

@@ -22,11 +22,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def onnx_embedder(tmp_path_factory) -> Embedder:
-    return Embedder(Settings().model, backend="onnx", onnx_dir=tmp_path_factory.mktemp("onnx"))
-
-
 @pytest.mark.sqlite_only
 def test_onnx_vectors_match_pytorch(embedder, onnx_embedder):
     expected = embedder.encode(TEXTS)
