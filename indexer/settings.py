@@ -113,8 +113,14 @@ class Settings:
     hnsw_m: int = 32
     """Graph neighbours per vector of an HNSW index: more raises recall, memory and build time."""
 
-    hnsw_ef_search: int = 128
-    """Candidates an HNSW search visits; the service sets it when it loads a version."""
+    hnsw_ef_search: int = 0
+    """Candidates an HNSW search visits. 0 keeps the efSearch that the version's build measured
+    and wrote into its manifest (the smallest that reached `hnsw_recall_target`); a positive
+    value overrides it for every version the service loads."""
+
+    hnsw_recall_target: float = 0.98
+    """Recall@10 against exact search that an HNSW build requires of its efSearch, measured on
+    200 stored vectors moved by noise."""
 
     faiss_threads: int = 1
     """OpenMP threads per FAISS search in the service; 0 means the CPUs the process may use. Requests
@@ -182,7 +188,8 @@ class Settings:
 
     @property
     def index_choice(self) -> IndexChoice:
-        return IndexChoice(self.index_type, self.hnsw_min_products, self.hnsw_m)
+        return IndexChoice(self.index_type, self.hnsw_min_products, self.hnsw_m,
+                           hnsw_recall_target=self.hnsw_recall_target)
 
     @property
     def onnx_dir(self) -> Path:
@@ -220,11 +227,14 @@ class Settings:
         positive = (
             "port", "max_queries", "max_products", "max_text_chars", "max_top_k",
             "max_body_bytes", "encode_batch_size", "hybrid_depth", "hnsw_min_products", "hnsw_m",
-            "hnsw_ef_search",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.hnsw_ef_search < 0:
+            raise SettingsError(f"{ENV_PREFIX}HNSW_EF_SEARCH must be 0 (the measured value) or more")
+        if not 0 < self.hnsw_recall_target <= 1:
+            raise SettingsError(f"{ENV_PREFIX}HNSW_RECALL_TARGET must be greater than 0 and at most 1")
         for name in ("faiss_threads", "encoder_threads"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be 0 (the usable CPUs) or more")

@@ -90,7 +90,7 @@ class IndexHolder:
     """Follows the database's active pointer and keeps the matching `ServedIndex`."""
 
     def __init__(self, sessions: sessionmaker[Session], index_dir: Path,
-                 lexical_language: str = "english", hnsw_ef_search: int = 128) -> None:
+                 lexical_language: str = "english", hnsw_ef_search: int = 0) -> None:
         self.sessions = sessions
         self.index_dir = index_dir
         self.lexical_language = lexical_language
@@ -149,7 +149,8 @@ class IndexHolder:
         if loaded.manifest["model"]["fingerprint"] != embedder.fingerprint:
             raise ArtifactError(record.id, "manifest names another model than the database")
 
-        if isinstance(loaded.index, faiss.IndexHNSW):
+        # efSearch 0 keeps the value the build measured, which FAISS stores in the index file.
+        if isinstance(loaded.index, faiss.IndexHNSW) and self.hnsw_ef_search:
             loaded.index.hnsw.efSearch = self.hnsw_ef_search
         products = versions.load_products(session, record.id)
         if len(products.ids) != loaded.index.ntotal:
