@@ -37,8 +37,8 @@ def test_sample_queries_are_near_but_not_equal():
     assert queries.dtype == np.float32
     assert np.allclose(np.linalg.norm(queries, axis=1), 1, atol=1e-5)
     best = (queries @ vectors.T).max(axis=1)
-    assert (best < 0.95).all()
-    assert (best > 0.5).all()
+    assert (best < 0.9).all()
+    assert np.median(best) > 0.3
 
 
 def test_hnsw_build_records_measured_recall():
