@@ -34,6 +34,10 @@ RECALL_K = 10
 SAMPLE_SEED = 0
 """Fixed, so that two builds of the same vectors measure the same recall."""
 
+UNMEASURED_EF_SEARCH = 128
+"""efSearch of versions built before builds measured it; their index files carry FAISS's
+default of 16, which is far too low for recall@10 0.98."""
+
 
 @dataclass(frozen=True)
 class EfSearchChoice:
@@ -48,6 +52,15 @@ class EfSearchChoice:
         return {"ef_search": self.ef_search, "recall_at_10": round(self.recall_at_10, 4),
                 "recall_target": target, "recall_queries": queries,
                 "recall_by_ef_search": {str(ef): round(recall, 4) for ef, recall in self.tried.items()}}
+
+
+def served_ef_search(setting: int, index_description: dict[str, object]) -> int:
+    """Return the efSearch to serve a version with: `setting` when positive, else the one
+    its manifest's `index` section records, else `UNMEASURED_EF_SEARCH`."""
+    if setting > 0:
+        return setting
+    measured = index_description.get("ef_search")
+    return measured if isinstance(measured, int) else UNMEASURED_EF_SEARCH
 
 
 def choose_ef_search(recall_at: Callable[[int], float], target: float,

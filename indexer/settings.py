@@ -115,8 +115,8 @@ class Settings:
 
     hnsw_ef_search: int = 0
     """Candidates an HNSW search visits. 0 keeps the efSearch that the version's build measured
-    and wrote into its manifest (the smallest that reached `hnsw_recall_target`); a positive
-    value overrides it for every version the service loads."""
+    and wrote into its manifest (the smallest that reached `hnsw_recall_target`), or 128 for a
+    version built before builds measured it. A positive value overrides it for every version."""
 
     hnsw_recall_target: float = 0.98
     """Recall@10 against exact search that an HNSW build requires of its efSearch, measured on

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer import artifacts, versions
 from indexer.embedding import Embedder
 from indexer.errors import ArtifactError
+from indexer.hnsw_tuning import served_ef_search
 from indexer.lexical import LexicalIndex
 from indexer.schema import IndexVersion
 from indexer.versions import StoredProducts
@@ -149,9 +150,8 @@ class IndexHolder:
         if loaded.manifest["model"]["fingerprint"] != embedder.fingerprint:
             raise ArtifactError(record.id, "manifest names another model than the database")
 
-        # efSearch 0 keeps the value the build measured, which FAISS stores in the index file.
-        if isinstance(loaded.index, faiss.IndexHNSW) and self.hnsw_ef_search:
-            loaded.index.hnsw.efSearch = self.hnsw_ef_search
+        if isinstance(loaded.index, faiss.IndexHNSW):
+            loaded.index.hnsw.efSearch = served_ef_search(self.hnsw_ef_search, loaded.manifest["index"])
         products = versions.load_products(session, record.id)
         if len(products.ids) != loaded.index.ntotal:
             raise ArtifactError(

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from indexer import artifacts
-from indexer.hnsw_tuning import EF_SEARCH_LADDER, choose_ef_search, sample_queries
+from indexer.hnsw_tuning import (
+    EF_SEARCH_LADDER,
+    UNMEASURED_EF_SEARCH,
+    choose_ef_search,
+    sample_queries,
+    served_ef_search,
+)
 
 
 @pytest.mark.parametrize(("recalls", "expected_ef", "expected_recall"), [
@@ -56,3 +62,13 @@ def test_hnsw_build_records_measured_recall():
     assert description["recall_by_ef_search"][str(description["ef_search"])] == description["recall_at_10"]
     smaller = [ef for ef in EF_SEARCH_LADDER if ef < description["ef_search"]]
     assert all(description["recall_by_ef_search"][str(ef)] < 0.98 for ef in smaller)
+
+
+@pytest.mark.parametrize(("setting", "description", "expected"), [
+    (0, {"type": "IndexHNSWFlat", "ef_search": 64}, 64),
+    (300, {"type": "IndexHNSWFlat", "ef_search": 64}, 300),
+    (0, {"type": "IndexHNSWFlat"}, UNMEASURED_EF_SEARCH),
+    (40, {"type": "IndexHNSWFlat"}, 40),
+])
+def test_served_ef_search(setting, description, expected):
+    assert served_ef_search(setting, description) == expected
