@@ -111,5 +111,5 @@ def test_log_lines_of_a_request_share_its_id(settings, build, write_csv, api_key
     assert response.status_code == 200
     lines = [json.loads(line) for line in errors.splitlines() if line.startswith("{")]
     tagged = [line["event"] for line in lines if line.get("request_id") == "activate-2"]
-    assert tagged == ["version_activated", "version_swapped", "request_finished"]
+    assert tagged == ["version_activated", "version_swapped", "catalog_digests_loaded", "request_finished"]
     assert all(key not in json.dumps(line) for line in lines)
