@@ -80,8 +80,8 @@ def served_version(settings: Settings, products: Path, columns: ColumnMap) -> Se
     return holder.current
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the labeled data's files, their column mapping and the working folder to `parser`."""
     parser.add_argument("--products", type=Path, required=True, help="catalog CSV or JSON Lines file")
     parser.add_argument("--queries", type=Path, required=True, help="CSV with query_id, query")
     parser.add_argument("--relevance", type=Path, required=True,
@@ -90,6 +90,11 @@ def main() -> None:
                         help="column mapping of the products file, e.g. id=product_uid,title=product_title")
     parser.add_argument("--data-dir", type=Path, required=True,
                         help="folder for the evaluation's own database and index versions")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser)
     parser.add_argument("--modes", default=",".join(SEARCH_MODES),
                         help="comma-separated ranking modes to evaluate")
     parser.add_argument("--hybrid-weights", default="",

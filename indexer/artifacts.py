@@ -24,7 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer import lexical
+from indexer import hnsw_tuning, lexical
 from indexer.checksums import sha256_file
 from indexer.errors import ArtifactError
 from indexer.lexical import LexicalIndex
@@ -54,12 +54,14 @@ def version_folder_name(version: int) -> str:
 @dataclass(frozen=True)
 class IndexChoice:
     """Choice of the FAISS index a build writes: `flat` (exact), `hnsw` (approximate), or
-    `auto`, which is HNSW from `hnsw_min_products` products on."""
+    `auto`, which is HNSW from `hnsw_min_products` products on. An HNSW build measures
+    recall@10 and keeps the smallest efSearch that reaches `hnsw_recall_target`."""
 
     kind: str = "auto"
     hnsw_min_products: int = 200_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
+    hnsw_recall_target: float = 0.98
 
     def resolve(self, count: int) -> str:
         if self.kind != "auto":
@@ -72,7 +74,9 @@ def build_index(vectors: np.ndarray,
     """Index normalised vectors of shape (n, d), float32, for inner-product search.
 
     Returns the index and its description for the manifest. FAISS ids are row positions.
-    Both index types keep the full vectors, so `reconstruct` returns them exactly.
+    Both index types keep the full vectors, so `reconstruct` returns them exactly. An HNSW
+    index is written with the efSearch its build measured, and the description records
+    that efSearch and its recall@10 against exact search.
     """
     dimension = vectors.shape[1]
     if choice.resolve(len(vectors)) == "flat":
@@ -83,9 +87,11 @@ def build_index(vectors: np.ndarray,
     graph = faiss.IndexHNSWFlat(dimension, choice.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     graph.hnsw.efConstruction = choice.hnsw_ef_construction
     graph.add(vectors)
+    tuned, queries = hnsw_tuning.tune_ef_search(graph, vectors, choice.hnsw_recall_target)
     return graph, {"type": "IndexHNSWFlat", "factory": f"HNSW{choice.hnsw_m},Flat",
                    "metric": "inner_product", "m": choice.hnsw_m,
-                   "ef_construction": choice.hnsw_ef_construction}
+                   "ef_construction": choice.hnsw_ef_construction,
+                   **tuned.describe(choice.hnsw_recall_target, queries)}
 
 
 def write_version(index_dir: Path, version: int, index: faiss.Index, lexical_index: LexicalIndex,

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import faiss
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -17,6 +18,7 @@ from indexer import access_cli, audit, models, training, versions
 from indexer.backup import backup, restore
 from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
 from indexer.catalog import ColumnMap
+from indexer.cpus import usable_cpus
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.delta import DeltaPlan
 from indexer.embedding import Embedder
@@ -39,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)
+        # OpenMP would start one thread per host core, even under a smaller cgroup quota.
+        faiss.omp_set_num_threads(usable_cpus())
         if args.command is _restore:
             # Restore needs the destination without a database, so it opens none first.
             return _restore(args, settings)

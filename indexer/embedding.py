@@ -12,6 +12,7 @@ import numpy as np
 import structlog
 
 from indexer.checksums import sha256_files
+from indexer.cpus import thread_count
 from indexer.errors import ModelLoadError
 from indexer.onnx_encoder import OnnxEncoder
 from indexer.settings import Settings
@@ -40,15 +41,16 @@ class Embedder:
     """
 
     def __init__(self, model_path: str | Path, batch_size: int = 64, backend: str = "torch",
-                 onnx_dir: Path | None = None, model_version: int | None = None,
+                 onnx_dir: Path | None = None, threads: int = 0, model_version: int | None = None,
                  name: str | None = None) -> None:
         """Load the model; raises `ModelLoadError` when the folder is missing or unusable.
 
         With `backend="onnx"`, ONNX Runtime encodes the texts with the model exported into
-        `onnx_dir` on first use. The model's own tokenizer still tokenizes, and the PyTorch
-        weights stay loaded for it and for the export. `model_version` names the trained
-        model version the folder holds, if any, and `name` replaces the folder's name in logs
-        and records.
+        `onnx_dir` on first use; `backend="onnx-int8"` with its int8 quantization. The model's
+        own tokenizer still tokenizes, and the PyTorch weights stay loaded for it and for the
+        export. `threads` sizes torch's (process-wide) and ONNX Runtime's compute threads; 0
+        means the CPUs the process may use. `model_version` names the trained model version
+        the folder holds, if any, and `name` replaces the folder's name in logs and records.
         """
         path = Path(model_path)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
@@ -59,6 +61,7 @@ class Embedder:
         # Belt and braces: the path is local, and these stop any library from trying a hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -82,14 +85,18 @@ class Embedder:
         self.max_seq_length = int(self._model.max_seq_length)
         self.fingerprint = fingerprint_model(path)
         self.backend = backend
+        threads = thread_count(threads)
+        torch.set_num_threads(threads)
         self._onnx: OnnxEncoder | None = None
-        if backend == "onnx":
+        if backend in ("onnx", "onnx-int8"):
             if onnx_dir is None:
                 raise ModelLoadError("the ONNX backend needs a folder for the exported model")
-            self._onnx = OnnxEncoder(self._model, onnx_dir / self.fingerprint[:16])
+            self._onnx = OnnxEncoder(self._model, onnx_dir / self.fingerprint[:16],
+                                     int8=backend == "onnx-int8", threads=threads)
         self._lock = threading.Lock()
         log.info("model_loaded", model=self.name, path=str(path), dimension=self.dimension,
-                 fingerprint=self.fingerprint[:12], backend=backend, model_version=model_version)
+                 fingerprint=self.fingerprint[:12], backend=backend, threads=threads,
+                 model_version=model_version)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Return an array of shape (len(texts), dimension), float32, each row of L2 norm 1.
@@ -114,7 +121,8 @@ class Embedder:
             "model": {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
                       "dimension": self.dimension, "max_seq_length": self.max_seq_length,
                       "model_version": self.model_version},
-            "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32"},
+            "embedding": {"normalized": True, "metric": "inner_product", "dtype": "float32",
+                          "encoder_backend": self.backend},
         }
 
     def count_truncated(self, texts: Sequence[str]) -> int:
@@ -132,7 +140,7 @@ class Embedder:
 def load_embedder(settings: Settings) -> Embedder:
     """Load the model the settings name, with their batch size and backend."""
     return Embedder(settings.model, settings.encode_batch_size, settings.encoder_backend,
-                    settings.onnx_dir)
+                    settings.onnx_dir, settings.encoder_threads)
 
 
 def fingerprint_model(path: Path) -> str:

@@ -89,7 +89,8 @@ def choose_for_version(session: Session, settings: Settings, record: IndexVersio
 def load_model(settings: Settings, choice: ModelChoice) -> Embedder:
     """Load a chosen model with the settings' batch size and backend."""
     return Embedder(choice.path, settings.encode_batch_size, settings.encoder_backend,
-                    settings.onnx_dir, model_version=choice.model_version, name=choice.name)
+                    settings.onnx_dir, settings.encoder_threads, model_version=choice.model_version,
+                    name=choice.name)
 
 
 def start_model_version(sessions: sessionmaker[Session], base: Embedder, data_checksum: str) -> int:

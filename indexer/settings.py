@@ -27,7 +27,7 @@ SEARCH_MODES = ("dense", "lexical", "hybrid")
 
 INDEX_TYPES = ("auto", "flat", "hnsw")
 
-ENCODER_BACKENDS = ("onnx", "torch")
+ENCODER_BACKENDS = ("onnx", "onnx-int8", "torch")
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ class Settings:
     """Texts per forward pass of the model."""
 
     encoder_backend: str = "onnx"
-    """`onnx` (ONNX Runtime, from a model exported once into `<data_dir>/onnx`) or `torch`.
-    ONNX encoded one query about 4 to 5 times faster, with the same vectors to 1e-6."""
+    """`onnx` (ONNX Runtime, from a model exported once into `<data_dir>/onnx`), `onnx-int8` (its
+    int8 dynamic quantization, cached beside it) or `torch`. ONNX encoded one query about 4 to 5
+    times faster, with the same vectors to 1e-6; see docs/benchmarks.md for the cost of int8."""
 
     encode_batch_wait_ms: float = 2.0
     """How long the service waits for concurrent requests to join a query's encoding batch;
@@ -122,12 +123,23 @@ class Settings:
     hnsw_m: int = 32
     """Graph neighbours per vector of an HNSW index: more raises recall, memory and build time."""
 
-    hnsw_ef_search: int = 128
-    """Candidates an HNSW search visits; the service sets it when it loads a version."""
+    hnsw_ef_search: int = 0
+    """Candidates an HNSW search visits. 0 keeps the efSearch that the version's build measured
+    and wrote into its manifest (the smallest that reached `hnsw_recall_target`), or 128 for a
+    version built before builds measured it. A positive value overrides it for every version."""
+
+    hnsw_recall_target: float = 0.98
+    """Recall@10 against exact search that an HNSW build requires of its efSearch, measured on
+    200 stored vectors moved by noise."""
 
     faiss_threads: int = 1
-    """OpenMP threads per FAISS search in the service. Requests already run in parallel worker
-    threads, so one thread per search avoids OpenMP start-up and contention."""
+    """OpenMP threads per FAISS search in the service; 0 means the CPUs the process may use. Requests
+    already run in parallel worker threads, so one thread per search avoids OpenMP start-up and
+    contention. The indexer command uses the CPUs the process may use."""
+
+    encoder_threads: int = 0
+    """Compute threads of the encoder (torch, or ONNX Runtime's intra-op pool); 0 means the CPUs
+    the process may use: the smallest of the cgroup CPU quota and the CPU affinity."""
 
     lexical_language: str = "english"
     """Stemmer and stop-word language of the BM25 index that a build writes; `none` only
@@ -190,7 +202,8 @@ class Settings:
 
     @property
     def index_choice(self) -> IndexChoice:
-        return IndexChoice(self.index_type, self.hnsw_min_products, self.hnsw_m)
+        return IndexChoice(self.index_type, self.hnsw_min_products, self.hnsw_m,
+                           hnsw_recall_target=self.hnsw_recall_target)
 
     @property
     def onnx_dir(self) -> Path:
@@ -238,11 +251,17 @@ class Settings:
         positive = (
             "port", "max_queries", "max_products", "max_text_chars", "max_top_k",
             "max_body_bytes", "encode_batch_size", "hybrid_depth", "hnsw_min_products", "hnsw_m",
-            "hnsw_ef_search", "faiss_threads",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.hnsw_ef_search < 0:
+            raise SettingsError(f"{ENV_PREFIX}HNSW_EF_SEARCH must be 0 (the measured value) or more")
+        if not 0 < self.hnsw_recall_target <= 1:
+            raise SettingsError(f"{ENV_PREFIX}HNSW_RECALL_TARGET must be greater than 0 and at most 1")
+        for name in ("faiss_threads", "encoder_threads"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be 0 (the usable CPUs) or more")
         if self.embedding_cache_size < 0:
             raise SettingsError(f"{ENV_PREFIX}EMBEDDING_CACHE_SIZE must be 0 or more")
         if self.encode_batch_wait_ms < 0:

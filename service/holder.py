@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer import artifacts, versions
 from indexer.embedding import TextEncoder
 from indexer.errors import ArtifactError
+from indexer.hnsw_tuning import served_ef_search
 from indexer.lexical import LexicalIndex
 from indexer.schema import IndexVersion
 from indexer.versions import StoredProducts
@@ -93,7 +94,7 @@ class IndexHolder:
     """Follows the database's active pointer and keeps the matching `ServedIndex`."""
 
     def __init__(self, sessions: sessionmaker[Session], index_dir: Path,
-                 lexical_language: str = "english", hnsw_ef_search: int = 128) -> None:
+                 lexical_language: str = "english", hnsw_ef_search: int = 0) -> None:
         self.sessions = sessions
         self.index_dir = index_dir
         self.lexical_language = lexical_language
@@ -150,7 +151,7 @@ class IndexHolder:
         model = pool.for_version(session, record)
 
         if isinstance(loaded.index, faiss.IndexHNSW):
-            loaded.index.hnsw.efSearch = self.hnsw_ef_search
+            loaded.index.hnsw.efSearch = served_ef_search(self.hnsw_ef_search, loaded.manifest["index"])
         products = versions.load_products(session, record.id)
         if len(products.ids) != loaded.index.ntotal:
             raise ArtifactError(

@@ -37,6 +37,11 @@ CACHE_REQUESTS = Counter(
     "catalog_search_embedding_cache_requests_total",
     "Texts looked up in the embedding cache, by result (hit, miss)", ["result"],
 )
+CATALOG_VECTOR_REQUESTS = Counter(
+    "catalog_search_catalog_vector_requests_total",
+    "Ad-hoc product texts looked up among the served version's product texts, by result "
+    "(hit: the stored vector was reused, miss)", ["result"],
+)
 QUERIES = Counter("catalog_search_queries_total", "Queries searched in the catalog index")
 LOW_SCORE_QUERIES = Counter(
     "catalog_search_low_score_queries_total",

@@ -15,12 +15,26 @@ that matches few products still yields `top_k` results whenever that many match.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
 MODES = ("dense", "lexical", "hybrid")
+
+_search_threads = threading.local()
+search_thread_count = 1
+"""OpenMP threads per FAISS search; the runtime sets it from `CATALOG_SEARCH_FAISS_THREADS`."""
+
+
+def use_search_threads() -> None:
+    """Apply `search_thread_count` in the calling thread. OpenMP keeps the thread count per
+    thread, so a count set once at start-up does not reach the worker threads that serve
+    requests; each sets it on its first search."""
+    if getattr(_search_threads, "count", None) != search_thread_count:
+        faiss.omp_set_num_threads(search_thread_count)
+        _search_threads.count = search_thread_count
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ def dense_candidates(index: faiss.Index, vectors: np.ndarray, k: int,
     """Return the `k` nearest products per query row of `vectors`, among `allowed` positions
     when given (sorted int64). Returns min(k, allowed products) results for every query.
     """
+    use_search_threads()
     limit = index.ntotal if allowed is None else len(allowed)
     k = min(k, limit)
     if k == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -82,11 +84,16 @@ class SearchController(Controller):
         if data.products is not None:
             check_texts("products", data.products, settings.max_products, settings)
         check_top_k(data.top_k, settings)
-        encoder = runtime.require_encoder()
+        # One served version for the whole request: its model encodes, its index supplies
+        # stored vectors, so that no vector of another model is mixed in.
+        served_now = runtime.holder.current
+        encoder = served_now.encoder if served_now else runtime.require_encoder()
 
         if data.products is not None:
+            find_stored = (functools.partial(runtime.catalog_vectors.find, served_now)
+                           if served_now else None)
             ranked = search.match_products(encoder, runtime.cache, data.text, data.products,
-                                          data.top_k)
+                                          data.top_k, find_stored)
             results = [QueryMatches(query, [Match(hit.text, hit.score) for hit in hits])
                        for query, hits in zip(data.text, ranked, strict=True)]
             return SimilarityResponse(results[0].query, results[0].matches, results)

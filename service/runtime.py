@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import faiss
 import structlog
 from anyio import to_thread
 from sqlalchemy import Engine
@@ -14,13 +13,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer import audit, models, versions
 from indexer.build import BuildContext
+from indexer.cpus import thread_count
 from indexer.database import session_factory
 from indexer.embedding import Embedder, TextEncoder
 from indexer.errors import CatalogSearchError, IndexNotReadyError, ModelNotReadyError
 from indexer.schema import IndexVersion
 from indexer.settings import Settings
-from service import metrics
+from service import metrics, ranking
 from service.cache import EmbeddingCache
+from service.catalog_vectors import CatalogVectors
 from service.holder import IndexHolder, ServedIndex
 from service.jobs import ReindexJob, ReindexJobs
 from service.models import model_pool
@@ -43,8 +44,9 @@ class Runtime:
         self.sessions = session_factory(engine)
         self.holder = IndexHolder(self.sessions, settings.index_dir, settings.lexical_language,
                                   settings.hnsw_ef_search)
-        faiss.omp_set_num_threads(settings.faiss_threads)
+        ranking.search_thread_count = thread_count(settings.faiss_threads)
         self.cache = EmbeddingCache(settings.embedding_cache_size)
+        self.catalog_vectors = CatalogVectors(self.sessions)
         self.jobs = ReindexJobs(settings.catalog_path, settings.catalog_columns,
                                 settings.max_removed_fraction)
         self.embedder: Embedder | None = None
@@ -162,6 +164,10 @@ class Runtime:
             return
         try:
             await to_thread.run_sync(self.holder.refresh, self.models)
+            served = self.holder.current
+            if served is not None:
+                # Loaded here, so that the first ad-hoc request after a swap does not wait for it.
+                await to_thread.run_sync(self.catalog_vectors.prepare, served)
         except SQLAlchemyError as error:
             log.error("refresh_failed", error=str(error))
         self.export_served_version()

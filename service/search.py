@@ -7,7 +7,7 @@ a worker thread, so that the event loop keeps serving other requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,17 +132,21 @@ def similar_products(served: ServedIndex, product_id: str, top_k: int) -> list[C
 
 
 def match_products(encoder: TextEncoder, cache: EmbeddingCache, queries: Sequence[str],
-                   products: Sequence[str], top_k: int) -> list[list[AdHocHit]]:
+                   products: Sequence[str], top_k: int,
+                   find_stored: Callable[[Sequence[str]], dict[str, np.ndarray]] | None = None,
+                   ) -> list[list[AdHocHit]]:
     """Rank posted product texts for each query by cosine similarity.
 
-    Texts the cache has seen are not encoded again; the others are encoded in one call,
-    each distinct text once. Ties keep the products' order in the request.
+    `find_stored` returns the stored vectors of those product texts that are catalog
+    product texts; they are not encoded. Texts the cache has seen are not encoded again;
+    the others are encoded in one call, each distinct text once. Ties keep the products'
+    order in the request.
     """
-    unique = list(dict.fromkeys([*queries, *products]))
-    vectors = cache.encode(encoder, unique)
-    row = {text: number for number, text in enumerate(unique)}
-    query_vectors = vectors[[row[text] for text in queries]]
-    product_vectors = vectors[[row[text] for text in products]]
+    stored = find_stored(list(dict.fromkeys(products))) if find_stored else {}
+    unique = [text for text in dict.fromkeys([*queries, *products]) if text not in stored]
+    vectors = {**dict(zip(unique, cache.encode(encoder, unique), strict=True)), **stored}
+    query_vectors = np.stack([vectors[text] for text in queries])
+    product_vectors = np.stack([vectors[text] for text in products])
 
     # Rounded in float64: float32 cannot hold 4-decimal values exactly.
     scores = np.round((query_vectors @ product_vectors.T).astype(np.float64), 4)

@@ -29,6 +29,7 @@ from indexer.database import create_database_engine, migrate, session_factory
 from indexer.embedding import Embedder
 from indexer.settings import Settings
 from service.app import create_app
+from service.models import ModelPool, model_pool
 
 HEADER = ["id", "title", "description", "category", "brand"]
 
@@ -118,6 +119,12 @@ def embedder() -> Embedder:
     return Embedder(Settings().model)
 
 
+@pytest.fixture(scope="session")
+def onnx_embedder(tmp_path_factory) -> Embedder:
+    """The same model under ONNX Runtime (fp32), exported once for the whole session."""
+    return Embedder(Settings().model, backend="onnx", onnx_dir=tmp_path_factory.mktemp("onnx"))
+
+
 @pytest.fixture
 def engine(settings):
     engine = create_database_engine(settings.database_url)
@@ -155,6 +162,13 @@ def build(settings, engine, sessions, embedder) -> Callable[..., BuildReport]:
         return build_version(request, context)
 
     return run
+
+
+def pool_with(embedder: Embedder) -> ModelPool:
+    """A model pool that holds `embedder` as the configured model, for an `IndexHolder`."""
+    pool = model_pool(Settings(encoder_backend="torch"))
+    pool.add(embedder, configured=True)
+    return pool
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ def test_build_publishes_ready_version(build, write_csv, sessions, settings, emb
     assert record.model_fingerprint == embedder.fingerprint
     assert stored.ids == [row[0] for row in TOOLS]
     assert manifest["model"]["dimension"] == 384
-    assert manifest["embedding"] == {"normalized": True, "metric": "inner_product", "dtype": "float32"}
+    assert manifest["embedding"] == {"normalized": True, "metric": "inner_product", "dtype": "float32",
+                                     "encoder_backend": embedder.backend}
     assert manifest["products"] == {"count": len(TOOLS), "skipped": 0, "truncated": 0,
                                     "encoded": len(TOOLS), "reused": 0}
     assert report.path == settings.index_dir / f"v{report.version:06d}"

@@ -27,6 +27,13 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
     return sum(float(value) for label_set, value in pattern.findall(text) if labels in (label_set or ""))
 
 
+def read_metrics(client: httpx.Client) -> str:
+    """Return the Prometheus exposition of the service behind `client`."""
+    response = client.get(str(client.base_url).rstrip("/").removesuffix("/api/v1") + "/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
 def test_metrics_after_searches_and_a_build(settings, build, write_csv, serve, api_key):
     build(write_csv(TOOLS, name="first.csv"))
     key = api_key("operator", "admin")
@@ -104,5 +111,5 @@ def test_log_lines_of_a_request_share_its_id(settings, build, write_csv, api_key
     assert response.status_code == 200
     lines = [json.loads(line) for line in errors.splitlines() if line.startswith("{")]
     tagged = [line["event"] for line in lines if line.get("request_id") == "activate-2"]
-    assert tagged == ["version_activated", "version_swapped", "request_finished"]
+    assert tagged == ["version_activated", "version_swapped", "catalog_digests_loaded", "request_finished"]
     assert all(key not in json.dumps(line) for line in lines)

@@ -22,11 +22,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def onnx_embedder(tmp_path_factory) -> Embedder:
-    return Embedder(Settings().model, backend="onnx", onnx_dir=tmp_path_factory.mktemp("onnx"))
-
-
 @pytest.mark.sqlite_only
 def test_onnx_vectors_match_pytorch(embedder, onnx_embedder):
     expected = embedder.encode(TEXTS)
@@ -67,3 +62,33 @@ def test_service_on_onnx_serves_version_built_with_pytorch(settings, build, writ
                                             "mode": "dense"}).json()
 
     assert body["results"][0]["matches"][0]["product_id"] == "T-1"
+
+
+@pytest.mark.sqlite_only
+def test_int8_variant_is_cached_beside_fp32(tmp_path, embedder):
+    first = Embedder(Settings().model, backend="onnx-int8", onnx_dir=tmp_path)
+    quantized = next(tmp_path.rglob("model-int8.onnx"))
+    written = quantized.stat().st_mtime_ns
+    second = Embedder(Settings().model, backend="onnx-int8", onnx_dir=tmp_path)
+
+    assert quantized.stat().st_mtime_ns == written
+    assert quantized.stat().st_size < next(tmp_path.rglob("model.onnx")).stat().st_size / 2
+    assert second.fingerprint == embedder.fingerprint
+    assert second.manifest_sections()["embedding"]["encoder_backend"] == "onnx-int8"
+    assert np.array_equal(first.encode(["drill"]), second.encode(["drill"]))
+
+
+@pytest.mark.sqlite_only
+def test_int8_vectors_close_to_fp32(tmp_path, embedder):
+    int8 = Embedder(Settings().model, backend="onnx-int8", onnx_dir=tmp_path)
+    expected = embedder.encode(TEXTS)
+
+    actual = int8.encode(TEXTS)
+
+    assert actual.dtype == np.float32
+    assert np.allclose(np.linalg.norm(actual, axis=1), 1, atol=1e-5)
+    # Quantization moves the vectors, but each stays far closer to its own fp32 vector
+    # than to any other text's.
+    similarity = actual @ expected.T
+    assert (np.diag(similarity) > 0.97).all()
+    assert (similarity.argmax(axis=1) == np.arange(len(TEXTS))).all()

@@ -66,10 +66,13 @@ def test_unknown_log_format_rejected():
     ("LEXICAL_LANGUAGE", "klingon", "LEXICAL_LANGUAGE must be one of"),
     ("INDEX_TYPE", "ivf", "INDEX_TYPE must be one of auto, flat, hnsw"),
     ("HNSW_M", "0", "HNSW_M must be at least 1"),
-    ("HNSW_EF_SEARCH", "0", "HNSW_EF_SEARCH must be at least 1"),
-    ("FAISS_THREADS", "0", "FAISS_THREADS must be at least 1"),
+    ("HNSW_EF_SEARCH", "-1", r"HNSW_EF_SEARCH must be 0 \(the measured value\) or more"),
+    ("HNSW_RECALL_TARGET", "0", "HNSW_RECALL_TARGET must be greater than 0 and at most 1"),
+    ("HNSW_RECALL_TARGET", "1.5", "HNSW_RECALL_TARGET must be greater than 0 and at most 1"),
+    ("FAISS_THREADS", "-1", r"FAISS_THREADS must be 0 \(the usable CPUs\) or more"),
+    ("ENCODER_THREADS", "-2", r"ENCODER_THREADS must be 0 \(the usable CPUs\) or more"),
     ("ENCODE_BATCH_WAIT_MS", "-1", "ENCODE_BATCH_WAIT_MS must be 0 or more"),
-    ("ENCODER_BACKEND", "tensorflow", "ENCODER_BACKEND must be one of onnx, torch"),
+    ("ENCODER_BACKEND", "tensorflow", "ENCODER_BACKEND must be one of onnx, onnx-int8, torch"),
 ])
 def test_bad_search_setting_rejected(variable, value, message):
     with pytest.raises(SettingsError, match=message):
@@ -86,6 +89,7 @@ def test_ranking_defaults():
     assert settings.index_choice.resolve(199_999) == "flat"
     assert settings.index_choice.resolve(200_000) == "hnsw"
     assert settings.faiss_threads == 1
+    assert settings.encoder_threads == 0
 
 
 @pytest.mark.parametrize("environ, is_open", [

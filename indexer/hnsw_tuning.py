@@ -1,0 +1,120 @@
+"""The HNSW search depth (efSearch) a build measures for its own vectors.
+
+Recall of an HNSW graph depends on the vectors, the product count and M, so a fixed
+efSearch is either wasted on small catalogs or short of the target on large ones. A build
+therefore measures recall@10 against exact search on sample queries and keeps the
+smallest efSearch on a ladder that reaches the target.
+
+The sample queries are stored vectors moved by Gaussian noise and normalised again. A
+query equal to a stored vector would find itself at once and overstate recall, and so
+did noise of norm 1: on the 54,667 Home Depot titles (M=32) it measured recall@10 0.985
+at efSearch 16, where 1,000 real queries got 0.909. With noise of norm 2 the sample's
+recall was within 0.015 of the real queries' at efSearch 16 to 128 in two builds, and
+200 queries vary about that much, so a target of 0.98 leaves little margin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import structlog
+
+log = structlog.get_logger(__name__)
+
+EF_SEARCH_LADDER = (16, 32, 64, 128, 256, 512, 1024)
+"""efSearch values tried, smallest first."""
+
+SAMPLE_QUERIES = 200
+NOISE_NORM = 2.0
+"""Expected norm of the noise added to a stored vector to make a sample query."""
+RECALL_K = 10
+SAMPLE_SEED = 0
+"""Fixed, so that two builds of the same vectors measure the same recall."""
+
+UNMEASURED_EF_SEARCH = 128
+"""efSearch of versions built before builds measured it; their index files carry FAISS's
+default of 16, which is far too low for recall@10 0.98."""
+
+
+@dataclass(frozen=True)
+class EfSearchChoice:
+    """The efSearch a build chose, its measured recall@10 and the recall of every value tried."""
+
+    ef_search: int
+    recall_at_10: float
+    tried: dict[int, float]
+
+    def describe(self, target: float, queries: int) -> dict[str, object]:
+        """Return the manifest fields of this choice."""
+        return {"ef_search": self.ef_search, "recall_at_10": round(self.recall_at_10, 4),
+                "recall_target": target, "recall_queries": queries,
+                "recall_by_ef_search": {str(ef): round(recall, 4) for ef, recall in self.tried.items()}}
+
+
+def served_ef_search(setting: int, index_description: dict[str, object]) -> int:
+    """Return the efSearch to serve a version with: `setting` when positive, else the one
+    its manifest's `index` section records, else `UNMEASURED_EF_SEARCH`."""
+    if setting > 0:
+        return setting
+    measured = index_description.get("ef_search")
+    return measured if isinstance(measured, int) else UNMEASURED_EF_SEARCH
+
+
+def choose_ef_search(recall_at: Callable[[int], float], target: float,
+                     ladder: tuple[int, ...] = EF_SEARCH_LADDER) -> EfSearchChoice:
+    """Return the smallest efSearch on `ladder` whose `recall_at(ef)` reaches `target`.
+
+    When none does, returns the largest, with its recall, and logs a warning: the build
+    still publishes, and the manifest shows the shortfall.
+    """
+    tried: dict[int, float] = {}
+    for ef in ladder:
+        tried[ef] = recall_at(ef)
+        if tried[ef] >= target:
+            return EfSearchChoice(ef, tried[ef], tried)
+    largest = ladder[-1]
+    log.warning("hnsw_recall_below_target", ef_search=largest, recall_at_10=round(tried[largest], 4),
+                target=target)
+    return EfSearchChoice(largest, tried[largest], tried)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Return the share of the exact result ids `truth` that `found` contains, row by row;
+    both are FAISS result arrays of shape (queries, k)."""
+    hits = sum(len(set(row) & set(expected)) for row, expected in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def sample_queries(vectors: np.ndarray, count: int = SAMPLE_QUERIES) -> np.ndarray:
+    """Return `count` noisy, normalised copies of stored vectors: shape (count, d), float32."""
+    rng = np.random.default_rng(SAMPLE_SEED)
+    rows = rng.choice(len(vectors), size=min(count, len(vectors)), replace=False)
+    dimension = vectors.shape[1]
+    noise = rng.normal(scale=NOISE_NORM / np.sqrt(dimension), size=(len(rows), dimension))
+    queries = vectors[rows] + noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return np.ascontiguousarray(queries, dtype=np.float32)
+
+
+def tune_ef_search(graph: faiss.IndexHNSW, vectors: np.ndarray, target: float) -> tuple[EfSearchChoice, int]:
+    """Measure recall@10 of `graph` against exact search over `vectors`, set the chosen
+    efSearch on `graph`, and return the choice and the number of sample queries."""
+    queries = sample_queries(vectors)
+    # Fewer than 10 products: recall over all of them, since FAISS pads results with -1.
+    k = min(RECALL_K, len(vectors))
+    # `faiss.knn` scans `vectors` in place, where an IndexFlatIP would copy them.
+    _, truth = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+
+    def recall_at(ef: int) -> float:
+        graph.hnsw.efSearch = ef
+        _, found = graph.search(queries, k)
+        return recall(found, truth)
+
+    choice = choose_ef_search(recall_at, target)
+    graph.hnsw.efSearch = choice.ef_search
+    log.info("hnsw_ef_search_chosen", ef_search=choice.ef_search, recall_at_10=round(choice.recall_at_10, 4),
+             products=len(vectors), queries=len(queries))
+    return choice, len(queries)
