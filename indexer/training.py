@@ -2,7 +2,7 @@
 
 `python -m indexer train --judgments FILE` reads (query, product id, graded relevance)
 rows, splits them by query into a training part and an evaluation part that training
-never sees, and fine-tunes the current model with sentence-transformers' trainer and
+does not use, and fine-tunes the current model with sentence-transformers' trainer and
 MultipleNegativesRankingLoss: each query's judged-relevant product is its positive, the
 other products in the batch its negatives, and with `hard_negatives` a product that the
 current model ranks high but the judgments do not call relevant is added. Then it scores
@@ -116,7 +116,7 @@ class Catalog:
     texts: list[str]
     source: str
     vectors_of: Callable[[Embedder], np.ndarray | None] = lambda embedder: None
-    """Stored vectors of the texts for a model, when a version holds them."""
+    """Stored vectors of the texts for a model, when a version contains them."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def _read_csv(path: Path, needed: list[str]) -> list[tuple[int, dict[str, str]]]
 
 
 def default_min_relevance(judgments: Sequence[Judgment]) -> float:
-    """The top quarter of the grade range: 2.5 on a scale from 1 to 3."""
+    """Return the lowest relevance of the top quarter of the grade range: 2.5 on a 1 to 3 scale."""
     grades = [judgment.relevance for judgment in judgments]
     low, high = min(grades), max(grades)
     return low + 0.75 * (high - low)
@@ -389,7 +389,9 @@ def train(request: TrainRequest, settings: Settings, engine: Engine, sessions: s
         negatives = None
         if options.hard_negatives:
             negatives = _hard_negatives(base, base_vectors, pairs, judgments, catalog, min_relevance)
+        preparation_seconds = time.perf_counter() - started
         temporary.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         steps = fine_tune(choice.path, pairs, negatives, options, temporary, request.progress)
         training_seconds = time.perf_counter() - started
         temporary.rename(folder)
@@ -417,6 +419,7 @@ def train(request: TrainRequest, settings: Settings, engine: Engine, sessions: s
             "hyperparameters": {**asdict(options), "min_relevance": min_relevance, "steps": steps,
                                 "loss": "MultipleNegativesRankingLoss"},
             "training_seconds": round(training_seconds, 1),
+            "preparation_seconds": round(preparation_seconds, 1),
             "evaluation_seconds": round(time.perf_counter() - started, 1),
             "libraries": library_versions(),
             "evaluation": results,

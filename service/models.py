@@ -1,8 +1,8 @@
 """The models a service process holds, by weights fingerprint.
 
 At start the process loads the configured model. When the active index version names a
-trained model version, the holder asks the pool for that model, which loads it beside the
-models already held; after the swap, models that no served version uses are closed. A
+trained model version, the holder requests that model from the pool, which loads it beside
+the models already held. After the swap, models that no served version uses are closed. A
 request that still holds the old version keeps its model object until it finishes.
 """
 
@@ -103,7 +103,8 @@ class ModelPool:
 
 def model_pool(settings: Settings,
                load: Callable[[models.ModelChoice], Embedder] | None = None) -> ModelPool:
-    """Return a pool that loads models as the settings say and micro-batches their encodes."""
+    """Return a pool that loads models with the settings' backend and batch size and
+    micro-batches their encodes."""
     return ModelPool(
         load or (lambda choice: models.load_model(settings, choice)),
         lambda session, record: models.choose_for_version(session, settings, record),

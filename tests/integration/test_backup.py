@@ -59,4 +59,5 @@ def test_backup_of_postgresql_points_to_pg_dump(settings, engine, sessions):
     from indexer.backup import restore
 
     with pytest.raises(BackupError, match="pg_dump"):
-        restore(settings.data_dir, "postgresql+psycopg://localhost/catalog", settings.index_dir)
+        restore(settings.data_dir, "postgresql+psycopg://localhost/catalog", settings.index_dir,
+                settings.models_dir)
