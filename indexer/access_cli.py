@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import audit, keys
+from indexer.arguments import whole_number
 from indexer.schema import SCOPES
 from indexer.settings import Settings
 
@@ -40,7 +41,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     revoke.set_defaults(command=_revoke)
 
     log = commands.add_parser("audit", help="print the audit log of admin actions, newest first")
-    log.add_argument("--limit", type=int, default=50, help="entries to print (default: %(default)s)")
+    log.add_argument("--limit", type=whole_number(1, 100_000, "limits"), default=50,
+                     help="entries to print (default: %(default)s)")
     log.set_defaults(command=_audit)
 
 
@@ -79,9 +81,6 @@ def _revoke(args: argparse.Namespace, settings: Settings, engine: Engine,
 
 def _audit(args: argparse.Namespace, settings: Settings, engine: Engine,
            sessions: sessionmaker[Session]) -> int:
-    if args.limit < 1:
-        print("error: --limit must be 1 or more", file=sys.stderr)
-        return 2
     with sessions() as session:
         entries = audit.list_entries(session, args.limit)
     if not entries:

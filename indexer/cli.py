@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer import access_cli, audit, models, training, versions
+from indexer.arguments import record_number
 from indexer.backup import backup, restore
 from indexer.build import BuildContext, BuildReport, BuildRequest, DryRunReport, build_version
 from indexer.catalog import ColumnMap
@@ -87,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--dry-run", action="store_true",
                        help="print the new/changed/unchanged/removed counts and the estimated "
                             "encoding time, and write nothing")
-    build.add_argument("--model-version", type=int,
+    build.add_argument("--model-version", type=record_number,
                        help="embed with this trained model version (see `models`); default: the "
                             "active version's model, or CATALOG_SEARCH_MODEL when none is active")
     build.set_defaults(command=_build)
@@ -105,11 +106,13 @@ def _parser() -> argparse.ArgumentParser:
                             "active version's products)")
     train.add_argument("--columns", type=_column_map, default=ColumnMap(),
                        help="column mapping of --products, as `build` takes it")
-    train.add_argument("--base-model-version", type=int,
+    train.add_argument("--base-model-version", type=record_number,
                        help="model version to start from (default: the active version's model)")
     defaults = training.TrainOptions()
     train.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
-    train.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    train.add_argument("--max-steps", type=int,
+                       help="train exactly this many steps, repeating the pairs when needed; "
+                            "overrides --epochs")
     train.add_argument("--batch-size", type=int, default=defaults.batch_size,
                        help="pairs per step; each pair's negatives are the other pairs' "
                             "products (default: %(default)s)")
@@ -134,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(command=_versions)
 
     activate = commands.add_parser("activate", help="make a ready version the active one")
-    activate.add_argument("version", type=int, help="version number, as `versions` lists it")
+    activate.add_argument("version", type=record_number, help="version number, as `versions` lists it")
     activate.set_defaults(command=_activate)
 
     rollback = commands.add_parser(
@@ -339,7 +342,7 @@ def _versions(args: argparse.Namespace, settings: Settings, engine: Engine,
         model = "-" if record.model_version_id is None else str(record.model_version_id)
         print(f"{record.id:>7}  {versions.shown_status(record, active_id):<8}  {products:>8}  "
               f"{built:<19}  {seconds:>7}  {model:>5}  {record.source_path}")
-        if record.note and record.status == "ready":
+        if record.note and versions.shown_status(record, active_id) == "ready":
             print(f"{'':>9}held: {record.note}")
     return 0
 

@@ -70,6 +70,8 @@ class TrainOptions:
 
     epochs: int = 1
     max_steps: int | None = None
+    """Steps to train; overrides `epochs`, repeating the pairs when there are more steps
+    than batches."""
     batch_size: int = 64
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.1
@@ -89,9 +91,9 @@ class TrainOptions:
         if self.batch_size < 2:
             raise JudgmentsError("--batch-size must be at least 2: in-batch negatives need a neighbour")
         if not 0 < self.learning_rate < 1:
-            raise JudgmentsError("--learning-rate must be between 0 and 1")
+            raise JudgmentsError("--learning-rate must be greater than 0 and less than 1")
         if not 0 < self.eval_fraction < 1:
-            raise JudgmentsError("--eval-fraction must be between 0 and 1")
+            raise JudgmentsError("--eval-fraction must be greater than 0 and less than 1")
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,15 @@ def _read_csv(path: Path, needed: list[str]) -> list[tuple[int, dict[str, str]]]
             if missing:
                 raise JudgmentsError(f"{path} lacks the column(s) {', '.join(missing)}; it has "
                                      f"{', '.join(reader.fieldnames or []) or 'no header'}")
-            return [(number, row) for number, row in enumerate(reader, start=2)]
+            rows = []
+            for number, row in enumerate(reader, start=2):
+                if None in row or any(row.get(name) is None for name in needed):
+                    raise JudgmentsError(f"{path} line {number}: expected "
+                                         f"{len(reader.fieldnames or [])} fields as in the header")
+                rows.append((number, row))
+            return rows
+    except csv.Error as error:
+        raise JudgmentsError(f"{path} is not valid CSV: {error}") from error
     except OSError as error:
         raise JudgmentsError(f"cannot read {path}: {error.strerror}") from error
     except UnicodeDecodeError as error:
@@ -239,8 +249,9 @@ def estimate_step_seconds(embedder: Embedder, pairs: Sequence[tuple[str, str]], 
 
 
 def planned_steps(pair_count: int, options: TrainOptions) -> int:
-    steps = math.ceil(pair_count / options.batch_size) * options.epochs
-    return min(steps, options.max_steps) if options.max_steps else steps
+    """Return the steps the trainer takes: `max_steps` when given, which overrides the
+    epochs and repeats the pairs as needed, else one step per batch of every epoch."""
+    return options.max_steps or math.ceil(pair_count / options.batch_size) * options.epochs
 
 
 def fine_tune(base: Path, pairs: Sequence[tuple[str, str]], negatives: Sequence[str] | None,

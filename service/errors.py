@@ -100,10 +100,24 @@ def client_error_response(request: Request, error: ClientException) -> Response:
         headers["Retry-After"] = str(retry_after)
         body["detail"] = _rate_limit_detail(request, retry_after)
     if isinstance(error.__cause__, SerializationException):
-        message = f"the request body is not valid JSON: {error.detail}"
-        body = {"status_code": HTTP_400_BAD_REQUEST, "detail": message,
-                "extra": [{"key": "body", "message": message, "source": "body"}]}
+        return invalid_body_response(f"the request body is not valid JSON: {error.detail}")
     return Response(body, status_code=error.status_code, headers=headers)
+
+
+def invalid_body_response(message: str) -> Response:
+    body = {"status_code": HTTP_400_BAD_REQUEST, "detail": message,
+            "extra": [{"key": "body", "message": message, "source": "body"}]}
+    return Response(body, status_code=HTTP_400_BAD_REQUEST)
+
+
+def deep_body_response(request: Request, error: RecursionError) -> Response:
+    """Return 400 for a JSON body nested deeper than the decoder can follow.
+
+    msgspec raises RecursionError at about 1,000 levels while Litestar decodes the body;
+    the routes themselves do not recurse, so this is the only source the service expects.
+    """
+    log.warning("request_body_too_deep", path=request.url.path)
+    return invalid_body_response("the request body is not valid JSON: it is nested too deeply")
 
 
 def _rate_limit_detail(request: Request, retry_after: int) -> str:
@@ -126,6 +140,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Request, Any], Response]] = 
     ClientException: client_error_response,
     CatalogSearchError: domain_error_response,
     ValidationException: validation_error_response,
+    RecursionError: deep_body_response,
 }
 
 

@@ -210,6 +210,18 @@ def test_malformed_json_is_400(catalog_client):
     assert response.json()["extra"][0]["key"] == "body"
 
 
+@pytest.mark.parametrize("path", ["/search", "/similarity"])
+def test_deeply_nested_json_is_400(catalog_client, path):
+    body = '{"queries": ' + "[" * 5000 + "]" * 5000 + "}"
+
+    response = catalog_client.post(path, content=body.encode(),
+                                   headers={"content-type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "the request body is not valid JSON: it is nested too deeply"
+    assert response.json()["extra"][0]["key"] == "body"
+
+
 def test_missing_body_is_422(catalog_client):
     response = catalog_client.post("/search")
 

@@ -306,3 +306,16 @@ def test_backup_restores_trained_model(torch_settings, engine, sessions, sample_
     assert saved.returncode == 0 and loaded.returncode == 0, saved.stderr + loaded.stderr
     assert (tmp_path / "backup" / "models" / "m000001" / "card.json").is_file()
     assert (ready["index_version"], ready["model"]) == (2, report.name)
+
+
+@pytest.mark.parametrize("arguments", [
+    ["activate", "9223372036854775808"],
+    ["build", "--catalog", str(SAMPLE_CATALOG), "--model-version", "99999999999999999999"],
+    ["train", "--judgments", "judgments.csv", "--base-model-version", "0"],
+])
+def test_version_number_out_of_range_is_usage_error(torch_settings, arguments):
+    result = run_indexer(torch_settings, *arguments)
+
+    assert result.returncode == 2
+    assert "is out of range: version numbers run from 1 to 2147483647" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -59,6 +59,14 @@ def test_judgments_invalid_row_named(tmp_path, row, message):
         read_judgments(path)
 
 
+@pytest.mark.parametrize("row", ["saw,P-1", "saw,P-1,3,extra"])
+def test_judgments_wrong_field_count_named(tmp_path, row):
+    path = write(tmp_path / "j.csv", f"query,product_id,relevance\n{row}\n")
+
+    with pytest.raises(JudgmentsError, match="line 2: expected 3 fields as in the header"):
+        read_judgments(path)
+
+
 def test_judgments_unknown_query_id_named(tmp_path):
     judgments = write(tmp_path / "qrels.csv", "query_id,product_id,relevance\n8,P-1,3\n")
     queries = write(tmp_path / "queries.csv", "query_id,query\n7,saw\n")
@@ -104,14 +112,15 @@ def test_pairs_take_relevant_products_of_training_queries():
     assert pairs == [("saw", "Circular Saw")]
 
 
-def test_planned_steps_capped_by_max_steps():
+def test_planned_steps_follow_max_steps():
     assert planned_steps(130, TrainOptions(batch_size=64, epochs=2)) == 6
     assert planned_steps(130, TrainOptions(batch_size=64, epochs=2, max_steps=4)) == 4
+    assert planned_steps(130, TrainOptions(batch_size=64, max_steps=9)) == 9
 
 
 @pytest.mark.parametrize("options, message", [
     (TrainOptions(batch_size=1), "--batch-size must be at least 2"),
-    (TrainOptions(eval_fraction=1.0), "--eval-fraction must be between 0 and 1"),
+    (TrainOptions(eval_fraction=1.0), "--eval-fraction must be greater than 0 and less than 1"),
     (TrainOptions(max_steps=0), "--max-steps must be at least 1"),
     (TrainOptions(epochs=0), "--epochs must be at least 1"),
 ])
