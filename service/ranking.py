@@ -28,6 +28,21 @@ search_thread_count = 1
 """OpenMP threads per FAISS search; the runtime sets it from `CATALOG_SEARCH_FAISS_THREADS`."""
 
 
+BLAS_FROM_QUERIES = 3
+"""Queries per call from which an exact search multiplies matrices with BLAS. faiss-cpu
+1.15 scans query by query until the query count times the dimension reaches
+`distance_compute_blas_threshold` (default 128,000, so 333 queries at 384 dimensions).
+Measured on one thread at 100,000 products: one query scans in 16 ms against 34 ms with
+BLAS, and 32 queries take 500 ms scanned against 52 ms with BLAS."""
+
+
+def use_blas_from(dimension: int) -> None:
+    """Let exact searches of `BLAS_FROM_QUERIES` or more queries use BLAS; process-wide."""
+    threshold = BLAS_FROM_QUERIES * dimension
+    if faiss.cvar.distance_compute_blas_threshold != threshold:
+        faiss.cvar.distance_compute_blas_threshold = threshold
+
+
 def use_search_threads() -> None:
     """Apply `search_thread_count` in the calling thread. OpenMP keeps the thread count per
     thread, so a count set once at start-up does not reach the worker threads that serve
@@ -81,6 +96,7 @@ def dense_candidates(index: faiss.Index, vectors: np.ndarray, k: int,
     when given (sorted int64). Returns min(k, allowed products) results for every query.
     """
     use_search_threads()
+    use_blas_from(index.d)
     limit = index.ntotal if allowed is None else len(allowed)
     k = min(k, limit)
     if k == 0:
