@@ -10,8 +10,8 @@ MAX_RECORD_NUMBER = 2**31 - 1
 for numbers past 2**63 - 1 instead of finding nothing, so larger values never reach it."""
 
 
-def whole_number(low: int, high: int, what: str) -> Callable[[str], int]:
-    """Return an argparse type that accepts whole numbers from `low` to `high`; `what`
+def whole_number(low: int, high: int, values: str) -> Callable[[str], int]:
+    """Return an argparse type that accepts whole numbers from `low` to `high`; `values`
     names the values in the error message."""
 
     def parse(value: str) -> int:
@@ -20,7 +20,7 @@ def whole_number(low: int, high: int, what: str) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
         if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{number} is out of range: {what} run from {low} to {high}")
+            raise argparse.ArgumentTypeError(f"{number} is out of range: {values} run from {low} to {high}")
         return number
 
     return parse

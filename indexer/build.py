@@ -96,7 +96,7 @@ class BuildReport:
     activated: bool
     plan: DeltaPlan
     held: list[str] = field(default_factory=list)
-    """Why the promotion gate did not activate the version, when activation was asked."""
+    """Reasons of the promotion gate for not activating the version, when activation was requested."""
 
     @property
     def seconds(self) -> float:
@@ -153,7 +153,7 @@ def build_version(request: BuildRequest, context: BuildContext) -> BuildReport |
 
 def _activate(context: BuildContext, version: int, embedder: Embedder, request: BuildRequest) -> list[str]:
     """Activate the new version unless it changes the model without passing the promotion
-    gate; then the version stays ready, its note says why, and the reasons are returned."""
+    gate. Then the version stays ready, its note records the reasons, and they are returned."""
     with context.sessions.begin() as session:
         reasons = check_model_change(session, embedder, context.promotion)
         if reasons:

@@ -32,11 +32,11 @@ ENCODER_BACKENDS = ("onnx", "onnx-int8", "torch")
 
 @dataclass(frozen=True)
 class PromotionRule:
-    """How the promotion gate compares a model version with the active version's model."""
+    """Rule of the promotion gate that compares a model version with the active version's model."""
 
     mode: str = "hybrid"
-    """Ranking mode whose nDCG@10 is compared; lexical ranking ignores the model, so dense
-    stands in for it."""
+    """Ranking mode whose nDCG@10 is compared. Lexical ranking ignores the model, so dense
+    ranking replaces it."""
     margin: float = 0.01
 
 

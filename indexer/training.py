@@ -301,7 +301,7 @@ def fine_tune(base: Path, pairs: Sequence[tuple[str, str]], negatives: Sequence[
 
 
 def active_catalog(session: Session, settings: Settings) -> Catalog:
-    """The active version's products, with its stored vectors for the model it was built with."""
+    """Return the active version's products, with its stored vectors for the model it was built with."""
     active = versions.get_active(session)
     if active is None:
         raise CatalogError("no index version is active: pass --products with the catalog file "

@@ -19,6 +19,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from indexer import audit, versions
+from indexer.arguments import MAX_RECORD_NUMBER
 from indexer.schema import AuditEntry, IndexVersion
 from service.auth import caller_name
 from service.jobs import ReindexJob
@@ -52,8 +53,7 @@ class VersionRecord(msgspec.Struct):
     error: str | None
 
 
-MAX_VERSION = 2**31 - 1
-"""Largest version number: the INTEGER range of PostgreSQL, where a larger number fails the query."""
+MAX_VERSION = MAX_RECORD_NUMBER
 
 
 class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):

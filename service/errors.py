@@ -113,8 +113,8 @@ def invalid_body_response(message: str) -> Response:
 def deep_body_response(request: Request, error: RecursionError) -> Response:
     """Return 400 for a JSON body nested deeper than the decoder can follow.
 
-    msgspec raises RecursionError at about 1,000 levels while Litestar decodes the body;
-    the routes themselves do not recurse, so this is the only source the service expects.
+    msgspec raises RecursionError at about 1,000 levels while Litestar decodes the body.
+    The routes themselves do not recurse, so this is the only source the service expects.
     """
     log.warning("request_body_too_deep", path=request.url.path)
     return invalid_body_response("the request body is not valid JSON: it is nested too deeply")

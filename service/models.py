@@ -3,7 +3,7 @@
 At start the process loads the configured model. When the active index version names a
 trained model version, the holder requests that model from the pool, which loads it beside
 the models already held. After the swap, models that no served version uses are closed. A
-request that still holds the old version keeps its model object until it finishes.
+request that still references the old version keeps its model object until it finishes.
 """
 
 from __future__ import annotations

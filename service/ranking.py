@@ -44,9 +44,10 @@ def use_blas_from(dimension: int) -> None:
 
 
 def use_search_threads() -> None:
-    """Apply `search_thread_count` in the calling thread. OpenMP keeps the thread count per
-    thread, so a count set once at start-up does not reach the worker threads that serve
-    requests; each sets it on its first search."""
+    """Apply `search_thread_count` in the calling thread.
+
+    OpenMP keeps the thread count per thread, so a count set once at start-up does not
+    reach the worker threads that serve requests. Each sets it on its first search."""
     if getattr(_search_threads, "count", None) != search_thread_count:
         faiss.omp_set_num_threads(search_thread_count)
         _search_threads.count = search_thread_count

@@ -165,7 +165,7 @@ def build(settings, engine, sessions, embedder) -> Callable[..., BuildReport]:
 
 
 def pool_with(embedder: Embedder) -> ModelPool:
-    """A model pool that holds `embedder` as the configured model, for an `IndexHolder`."""
+    """Return a model pool that contains `embedder` as the configured model, for an `IndexHolder`."""
     pool = model_pool(Settings(encoder_backend="torch"))
     pool.add(embedder, configured=True)
     return pool

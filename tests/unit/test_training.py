@@ -85,7 +85,8 @@ def test_split_is_disjoint_and_repeatable():
 
     train, held_out = split_queries(queries, 0.2, seed=3)
 
-    assert len(held_out) == 10 and len(train) == 40
+    assert len(held_out) == 10
+    assert len(train) == 40
     assert not set(train) & set(held_out)
     assert split_queries(list(reversed(queries)), 0.2, seed=3) == (train, held_out)
     assert split_queries(queries, 0.2, seed=4) != (train, held_out)
