@@ -5,6 +5,10 @@ text, but each request brings only its own few texts. `EncodeBatcher` queues the
 of concurrent requests: one worker thread takes the first request, waits at most
 `max_wait_seconds` for more (or until `max_texts` texts are queued), encodes every
 distinct text of the batch once, and hands each request its rows.
+
+The wait pays off only while requests arrive together. A request that finds the queue
+empty after a batch of one is encoded at once, so a lone client never waits; requests
+that queue while the model runs, or a previous batch of several, turn the wait on again.
 """
 
 from __future__ import annotations
@@ -76,21 +80,24 @@ class EncodeBatcher:
         self._thread.join(timeout=30)
 
     def _work(self) -> None:
+        concurrent = False
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
             assert isinstance(first, _Request)
             batch = [first]
-            stop = self._gather(batch)
+            wait = self.max_wait_seconds if concurrent or not self._queue.empty() else 0.0
+            stop = self._gather(batch, wait)
+            concurrent = len(batch) > 1
             self._encode(batch)
             if stop:
                 return
 
-    def _gather(self, batch: list[_Request]) -> bool:
-        """Add queued requests to `batch` until the wait or the text limit ends; returns
+    def _gather(self, batch: list[_Request], wait_seconds: float) -> bool:
+        """Add queued requests to `batch` until `wait_seconds` or the text limit ends; returns
         True when a stop request was taken."""
-        deadline = time.monotonic() + self.max_wait_seconds
+        deadline = time.monotonic() + wait_seconds
         count = len(batch[0].texts)
         while count < self.max_texts:
             try:

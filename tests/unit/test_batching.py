@@ -63,6 +63,41 @@ def test_queued_requests_share_one_model_call(encoder):
     batcher.close()
 
 
+def test_lone_request_does_not_wait_for_neighbours(encoder):
+    # A wait of an hour would hold a lone request that long if the batcher waited for company.
+    batcher = EncodeBatcher(encoder, max_wait_seconds=3600, max_texts=100)
+    encoder.release.set()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        vectors = pool.submit(batcher.encode, ["alone"]).result(timeout=30)
+
+    assert vectors.shape == (1, 8)
+    assert encoder.calls == [["alone"]]
+    batcher.close()
+
+
+def test_requests_queued_behind_a_busy_model_wait_for_more(encoder):
+    # Two requests queue while the model runs: their batch waits, and a third request that
+    # arrives during that wait joins it.
+    batcher = EncodeBatcher(encoder, max_wait_seconds=3600, max_texts=3)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(batcher.encode, ["first"])
+        assert encoder.started.wait(timeout=10)
+        queued = [pool.submit(batcher.encode, texts) for texts in (["a"], ["bb"])]
+        while batcher._queue.qsize() < 2:
+            threading.Event().wait(0.01)
+        encoder.release.set()
+        first.result(timeout=30)
+        while len(encoder.calls) < 1 or batcher._queue.qsize():
+            threading.Event().wait(0.01)
+        late = pool.submit(batcher.encode, ["ccc"])
+
+        results = [future.result(timeout=30) for future in [*queued, late]]
+
+    assert [vectors.shape for vectors in results] == [(1, 8)] * 3
+    assert encoder.calls == [["first"], ["a", "bb", "ccc"]]
+    batcher.close()
+
+
 def test_rows_follow_each_request_order(encoder):
     batcher = EncodeBatcher(encoder, max_wait_seconds=0, max_texts=100)
 
