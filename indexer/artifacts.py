@@ -58,7 +58,7 @@ class IndexChoice:
     recall@10 and keeps the smallest efSearch that reaches `hnsw_recall_target`."""
 
     kind: str = "auto"
-    hnsw_min_products: int = 200_000
+    hnsw_min_products: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_recall_target: float = 0.98
@@ -69,14 +69,15 @@ class IndexChoice:
         return "hnsw" if count >= self.hnsw_min_products else "flat"
 
 
-def build_index(vectors: np.ndarray,
-                choice: IndexChoice = IndexChoice()) -> tuple[faiss.Index, dict[str, Any]]:
+def build_index(vectors: np.ndarray, choice: IndexChoice = IndexChoice(),
+                text_queries: np.ndarray | None = None) -> tuple[faiss.Index, dict[str, Any]]:
     """Index normalised vectors of shape (n, d), float32, for inner-product search.
 
     Returns the index and its description for the manifest. FAISS ids are row positions.
     Both index types keep the full vectors, so `reconstruct` returns them exactly. An HNSW
     index is written with the efSearch its build measured, and the description records
-    that efSearch and its recall@10 against exact search.
+    that efSearch and its recall@10 against exact search. `text_queries`, the encoded
+    `hnsw_tuning.query_like_texts` of the products, join the measurement when given.
     """
     dimension = vectors.shape[1]
     if choice.resolve(len(vectors)) == "flat":
@@ -87,7 +88,7 @@ def build_index(vectors: np.ndarray,
     graph = faiss.IndexHNSWFlat(dimension, choice.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     graph.hnsw.efConstruction = choice.hnsw_ef_construction
     graph.add(vectors)
-    tuned, queries = hnsw_tuning.tune_ef_search(graph, vectors, choice.hnsw_recall_target)
+    tuned, queries = hnsw_tuning.tune_ef_search(graph, vectors, choice.hnsw_recall_target, text_queries)
     return graph, {"type": "IndexHNSWFlat", "factory": f"HNSW{choice.hnsw_m},Flat",
                    "metric": "inner_product", "m": choice.hnsw_m,
                    "ef_construction": choice.hnsw_ef_construction,

@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from indexer import artifacts, versions
+from indexer import artifacts, hnsw_tuning, versions
 from indexer.catalog import Catalog, ColumnMap, RowProblem, load_catalog
 from indexer.delta import DeltaPlan, plan_delta, text_sha256
 from indexer.embedding import Embedder
@@ -192,7 +192,10 @@ def _publish(version: int, catalog: Catalog, texts: list[str], hashes: list[str]
     timings["encode_seconds"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    index, index_description = artifacts.build_index(vectors, context.index_choice)
+    text_queries = None
+    if context.index_choice.resolve(len(texts)) == "hnsw":
+        text_queries = embedder.encode(hnsw_tuning.query_like_texts(texts))
+    index, index_description = artifacts.build_index(vectors, context.index_choice, text_queries)
     lexical_index = LexicalIndex.build(texts, context.lexical_language)
     manifest = {
         **embedder.manifest_sections(),

@@ -1,15 +1,19 @@
 """The efSearch a build chooses from measured recall@10."""
 
+import faiss
 import numpy as np
 import pytest
 
 from indexer import artifacts
 from indexer.hnsw_tuning import (
     EF_SEARCH_LADDER,
+    QUERY_WORDS,
     UNMEASURED_EF_SEARCH,
     choose_ef_search,
+    query_like_texts,
     sample_queries,
     served_ef_search,
+    tune_ef_search,
 )
 
 
@@ -62,6 +66,54 @@ def test_hnsw_build_records_measured_recall():
     assert description["recall_by_ef_search"][str(description["ef_search"])] == description["recall_at_10"]
     smaller = [ef for ef in EF_SEARCH_LADDER if ef < description["ef_search"]]
     assert all(description["recall_by_ef_search"][str(ef)] < 0.98 for ef in smaller)
+
+
+def test_query_like_texts_are_short_distinct_and_repeatable():
+    texts = [f"Cordless Drill {n % 7} Kit\nWith battery and case" for n in range(100)] + ["", "Saw"]
+
+    queries = query_like_texts(texts, count=5)
+
+    assert len(queries) == 5
+    assert len(set(queries)) == 5
+    assert all(query == query.lower() and 0 < len(query.split()) <= QUERY_WORDS for query in queries)
+    assert set(queries) <= {f"cordless drill {n % 7} kit" for n in range(100)} | {"saw"}
+    assert query_like_texts(texts, count=5) == queries
+    assert len(query_like_texts(texts, count=50)) == 8  # 7 drills and the saw; the empty text makes none
+
+
+class GraphMissingTextNeighbours:
+    """A real HNSW graph with an injected fault: below efSearch `needed` it returns wrong
+    neighbours for the text sample, as navigation among near ties does."""
+
+    def __init__(self, graph: faiss.IndexHNSWFlat, text_queries: np.ndarray, needed: int) -> None:
+        self.graph, self.text_queries, self.needed = graph, text_queries, needed
+        self.hnsw = graph.hnsw
+
+    def search(self, queries: np.ndarray, k: int):
+        distances, ids = self.graph.search(queries, k)
+        if np.array_equal(queries, self.text_queries) and self.hnsw.efSearch < self.needed:
+            ids = (ids + 1) % self.graph.ntotal
+        return distances, ids
+
+
+def test_text_queries_count_with_the_lower_recall():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(2000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = np.ascontiguousarray(vectors[:25] + 0.01, dtype=np.float32)
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    graph = faiss.IndexHNSWFlat(32, 16, faiss.METRIC_INNER_PRODUCT)
+    graph.add(vectors)
+
+    alone, alone_queries = tune_ef_search(graph, vectors, 0.98)
+    faulty = GraphMissingTextNeighbours(graph, texts, needed=512)
+    both, both_queries = tune_ef_search(faulty, vectors, 0.98, text_queries=texts)
+
+    assert alone.ef_search < 512
+    assert both.ef_search == 512
+    assert graph.hnsw.efSearch == 512
+    assert both_queries == alone_queries + len(texts)
+    assert both.tried[256] < 0.98 <= both.recall_at_10
 
 
 @pytest.mark.parametrize(("setting", "description", "expected"), [
