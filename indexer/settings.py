@@ -116,9 +116,11 @@ class Settings:
     """FAISS index a build writes: `flat` (exact scan), `hnsw` (approximate graph), or `auto`,
     which is HNSW from `hnsw_min_products` products on."""
 
-    hnsw_min_products: int = 200_000
-    """Catalog size from which `auto` builds HNSW; an exact scan of 384-dimension vectors
-    takes roughly 0.1 ms per 1,000 products and query on one core (an estimate)."""
+    hnsw_min_products: int = 50_000
+    """Catalog size from which `auto` builds HNSW. An exact scan of 384-dimension vectors
+    costs about 0.12 ms per 1,000 products and query on one core, so at 50,000 it costs as
+    much as encoding a short query with ONNX Runtime (about 6 ms); above that it dominates a
+    request (docs/scaling.md)."""
 
     hnsw_m: int = 32
     """Graph neighbours per vector of an HNSW index: more raises recall, memory and build time."""
@@ -130,7 +132,8 @@ class Settings:
 
     hnsw_recall_target: float = 0.98
     """Recall@10 against exact search that an HNSW build requires of its efSearch, measured on
-    200 stored vectors moved by noise."""
+    200 stored vectors moved by noise and on up to 200 short queries made of the first words
+    of product texts; the lower of the two counts."""
 
     faiss_threads: int = 1
     """OpenMP threads per FAISS search in the service; 0 means the CPUs the process may use. Requests

@@ -135,7 +135,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("kind", "count", "expected"), [
-    ("auto", 199_999, "flat"), ("auto", 200_000, "hnsw"), ("flat", 10**7, "flat"), ("hnsw", 1, "hnsw"),
+    ("auto", 49_999, "flat"), ("auto", 50_000, "hnsw"), ("flat", 10**7, "flat"), ("hnsw", 1, "hnsw"),
 ])
 def test_index_choice_by_size(kind, count, expected):
     assert artifacts.IndexChoice(kind).resolve(count) == expected

@@ -86,8 +86,8 @@ def test_ranking_defaults():
     assert settings.hybrid_dense_weight == 0.5
     assert settings.hybrid_depth == 100
     assert settings.lexical_language == "english"
-    assert settings.index_choice.resolve(199_999) == "flat"
-    assert settings.index_choice.resolve(200_000) == "hnsw"
+    assert settings.index_choice.resolve(49_999) == "flat"
+    assert settings.index_choice.resolve(50_000) == "hnsw"
     assert settings.faiss_threads == 1
     assert settings.encoder_threads == 0
 
