@@ -1,7 +1,9 @@
 """Load our service, the baseline and txtai with the same HTTP requests, in one run, and print ratios.
 
 Writes a synthetic catalog of `--products` products (see `synthetic_catalog.py`) as the
-active version of a temporary data folder. Then it measures one server at a time. It
+active version of a temporary data folder, with the index a build of that size writes
+(HNSW from `CATALOG_SEARCH_HNSW_MIN_PRODUCTS` on, its efSearch measured by the build).
+Then it measures one server at a time. It
 starts the server on a free 127.0.0.1 port, waits until `/api/v1/ready` returns 200 and
 sends a few unmeasured requests. Then it runs the load of `http_load.py`: `/search` with
 1 and 32 queries per request at each concurrency level, then `/similarity` with 100 and
@@ -20,14 +22,23 @@ the `http_load.py` tables of each server and a table of ratios, where a ratio ab
 means that ours is faster. It writes nothing into the repository and deletes the
 temporary folder unless `--keep` is given.
 
-    python benchmarks/speed_suite.py --products 100000 --seconds 20
-    python benchmarks/speed_suite.py --products 5000 --seconds 3   # a quick check
+For `ours` it also reads the server's resident memory (VmRSS) after the load, and sends
+`--recall-queries` distinct queries (the first words of base titles) to measure the
+served recall@10: the share of the exact top 10, found by a scan of the version's
+vectors with the same encoder, that the service returns.
+
+A second stage, unless `--large-products` is 0, writes a catalog of that size the same
+way and measures `ours` alone: `/search` with one query per request, memory and recall.
+
+    python benchmarks/speed_suite.py --products 100000 --large-products 1000000 --seconds 20
+    python benchmarks/speed_suite.py --products 5000 --large-products 0 --seconds 3   # a quick check
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -36,23 +47,34 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import faiss
 import httpx
 from http_load import (
     SEARCH_TABLE_HEADER,
     SIMILARITY_SIZES,
     SIMILARITY_TABLE_HEADER,
+    percentile,
     run_search_load,
     search_row,
     similarity_row,
     time_similarity,
 )
-from synthetic_catalog import add_base_arguments, database_override, load_base, write_synthetic_version
+from replica_memory import process_memory
+from synthetic_catalog import (
+    BaseCatalog,
+    add_base_arguments,
+    database_override,
+    load_base,
+    query_texts,
+    write_synthetic_version,
+)
 
-from indexer.embedding import load_embedder
+from indexer import artifacts
+from indexer.embedding import Embedder, load_embedder
 from indexer.settings import Settings
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -63,6 +85,7 @@ READY_TIMEOUT_SECONDS = 900
 WARM_UP_REQUESTS = 10
 """Unmeasured one-query requests before the load; PyTorch's first few forward passes are slow."""
 
+RECALL_K = 10
 BATCH_SUM = "catalog_search_encode_batch_size_sum"
 BATCH_COUNT = "catalog_search_encode_batch_size_count"
 
@@ -90,6 +113,26 @@ class ServerResult:
     levels: list[Level] = field(default_factory=list)
     similarity: dict[int, tuple[float, float]] = field(default_factory=dict)
     """Ad-hoc product count to the ms of the first and of the repeated request."""
+    rss_mib: float | None = None
+    recall_at_10: float | None = None
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A written synthetic catalog: its settings, index description, and the recall queries
+    with the product ids of their exact top 10."""
+
+    products: int
+    settings: Settings
+    index: dict[str, object]
+    queries: list[str]
+    exact_ids: list[list[str]]
 
 
 def free_port() -> int:
@@ -105,8 +148,8 @@ def server_command(name: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running(name: str, settings: Settings, mode: str, log: Path) -> Iterator[str]:
-    """Start a server on a free port; yield its base URL once `/api/v1/ready` returns 200.
+def running(name: str, settings: Settings, mode: str, log: Path) -> Iterator[Server]:
+    """Start a server on a free port; yield its URL and pid once `/api/v1/ready` returns 200.
 
     Raises `TimeoutError` naming the log when it is not ready in time, and `RuntimeError`
     when it exits first.
@@ -123,7 +166,7 @@ def running(name: str, settings: Settings, mode: str, log: Path) -> Iterator[str
                                    cwd=settings.data_dir)
         try:
             wait_ready(process, url, log)
-            yield url
+            yield Server(url, process.pid)
         finally:
             process.terminate()
             try:
@@ -180,12 +223,16 @@ def warm_up(url: str) -> None:
                     ).raise_for_status()
 
 
-def measure(name: str, url: str, args: argparse.Namespace) -> ServerResult:
-    """Run every load level and the `/similarity` requests against one server, printing rows."""
+def measure(name: str, server: Server, stage: Stage, args: argparse.Namespace,
+            full: bool = True) -> ServerResult:
+    """Run the load levels against one server, printing rows: every level and the
+    `/similarity` requests when `full`, else one query per request only. For `ours`, also
+    memory and served recall."""
     result = ServerResult(name)
+    url = server.url
     warm_up(url)
-    print(f"\n### {name}\n\n{SEARCH_TABLE_HEADER}", flush=True)
-    for queries_per_request in (1, 32):
+    print(f"\n### {name}, {stage.products:,} products\n\n{SEARCH_TABLE_HEADER}", flush=True)
+    for queries_per_request in (1, 32) if full else (1,):
         for clients in args.clients:
             before = encode_batch_totals(url)
             latencies, failed = run_search_load(url, clients, queries_per_request, args.seconds, {})
@@ -194,10 +241,17 @@ def measure(name: str, url: str, args: argparse.Namespace) -> ServerResult:
             result.levels.append(level)
             print(search_row(queries_per_request, clients, latencies, failed, args.seconds), flush=True)
 
-    print(f"\n{SIMILARITY_TABLE_HEADER}")
-    for products in SIMILARITY_SIZES:
-        result.similarity[products] = time_similarity(url, products, {})
-        print(similarity_row(products, *result.similarity[products]), flush=True)
+    if full:
+        print(f"\n{SIMILARITY_TABLE_HEADER}")
+        for products in SIMILARITY_SIZES:
+            result.similarity[products] = time_similarity(url, products, {})
+            print(similarity_row(products, *result.similarity[products]), flush=True)
+
+    if name == "ours":
+        result.rss_mib = process_memory(server.pid)["VmRSS"] / 2**20
+        result.recall_at_10 = served_recall(url, stage.queries, stage.exact_ids)
+        print(f"\nResident memory after the load: {result.rss_mib:,.0f} MiB; served recall@{RECALL_K} "
+              f"over {len(stage.queries)} queries: {result.recall_at_10:.4f}", flush=True)
 
     batches = [level for level in result.levels if level.mean_batch is not None]
     if batches:
@@ -205,6 +259,89 @@ def measure(name: str, url: str, args: argparse.Namespace) -> ServerResult:
         for level in batches:
             print(f"| {level.queries_per_request} | {level.clients} | {level.mean_batch:.1f} |")
     return result
+
+
+def exact_top_ids(version_path: Path, embedder: Embedder, queries: Sequence[str]) -> list[list[str]]:
+    """Return the ids of each query's exact top 10 over the vectors of a synthetic version,
+    whose product at position n has the id `SYN-<n>`."""
+    index = faiss.read_index(str(version_path / artifacts.INDEX_FILE))
+    vectors = index.reconstruct_n(0, index.ntotal)
+    del index
+    _, positions = faiss.knn(embedder.encode(list(queries)), vectors, RECALL_K,
+                             metric=faiss.METRIC_INNER_PRODUCT)
+    return [[f"SYN-{int(position):07d}" for position in row] for row in positions]
+
+
+def served_recall(url: str, queries: Sequence[str], exact_ids: Sequence[Sequence[str]]) -> float:
+    """Send each query alone and return the share of its exact top-10 ids that came back."""
+    found = 0
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for query, expected in zip(queries, exact_ids, strict=True):
+            response = client.post("/api/v1/search", json={"queries": [query], "top_k": RECALL_K})
+            response.raise_for_status()
+            served = {match["product_id"] for match in response.json()["results"][0]["matches"]}
+            found += len(served & set(expected))
+    return found / sum(len(expected) for expected in exact_ids)
+
+
+def write_stage(folder: Path, products: int, embedder: Embedder, base: BaseCatalog,
+                args: argparse.Namespace) -> Stage:
+    """Write a synthetic catalog of `products` into its own data folder and find the exact
+    answers to the recall queries."""
+    settings = Settings.from_env(data_dir=folder / f"products-{products}" / "var",
+                                 **database_override(args.database_url))
+    written = write_synthetic_version(settings, embedder, base, products, args.seed, args.noise,
+                                      activate=True, index_choice=settings.index_choice)
+    manifest = json.loads((written.path / artifacts.MANIFEST_FILE).read_text())
+    queries = query_texts(base, args.recall_queries, args.seed)
+    stage = Stage(products, settings, manifest["index"], queries,
+                  exact_top_ids(written.path, embedder, queries))
+    print(f"\nVersion {written.version}: {products:,} synthetic products, written in "
+          f"{written.seconds:.0f} s; index {describe_index(stage.index)}", flush=True)
+    return stage
+
+
+def describe_index(index: dict[str, object]) -> str:
+    if "ef_search" not in index:
+        return str(index["type"])
+    return (f"{index['type']} (M={index['m']}, efConstruction={index['ef_construction']}, "
+            f"efSearch={index['ef_search']}, build's sample recall@10 {index['recall_at_10']})")
+
+
+def print_targets(stage: Stage, ours: ServerResult, baseline: ServerResult | None,
+                  large: tuple[Stage, ServerResult] | None, seconds: float) -> None:
+    """Print each target of the speed work beside what this run measured."""
+    def level(result: ServerResult, queries: int, clients: int) -> Level | None:
+        return next((found for found in result.levels
+                     if (found.queries_per_request, found.clients) == (queries, clients)), None)
+
+    rows = []
+    one = level(ours, 1, 1)
+    if one is not None:
+        p50, p99 = one.median(), percentile(one.latencies, 0.99)
+        rows.append((f"/search, 1 query, {stage.products:,} products, 1 client: p50 <= 8 ms, p99 <= 25 ms",
+                     f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", p50 <= 8 and p99 <= 25))
+    busy = level(ours, 1, 16)
+    if busy is not None:
+        rate, p99 = busy.queries_per_second(seconds), percentile(busy.latencies, 0.99)
+        rows.append(("/search, 1 query, 16 clients: >= 300 queries/s with p99 <= 100 ms",
+                     f"{rate:.0f} queries/s, p99 {p99:.1f} ms", rate >= 300 and p99 <= 100))
+    if baseline is not None and 1000 in ours.similarity and 1000 in baseline.similarity:
+        times = ours.similarity[1000][1], baseline.similarity[1000][1]
+        rows.append(("repeated /similarity, 1,000 seen products: >= 100x the baseline",
+                     f"{times[0]:.0f} ms vs {times[1]:.0f} ms: {times[1] / times[0]:.0f}x",
+                     times[1] / times[0] >= 100))
+    if large is not None:
+        large_stage, result = large
+        one = level(result, 1, 1)
+        assert result.recall_at_10 is not None
+        p50 = one.median() if one is not None else float("nan")
+        rows.append((f"{large_stage.products:,} products: recall@10 >= 0.98, p50 <= 15 ms",
+                     f"recall@10 {result.recall_at_10:.4f}, p50 {p50:.1f} ms",
+                     result.recall_at_10 >= 0.98 and p50 <= 15))
+    print("\n### Targets\n\n| target | measured | met |\n| --- | --- | --- |")
+    for target, measured, met in rows:
+        print(f"| {target} | {measured} | {'yes' if met else 'no'} |")
 
 
 def ratio(numerator: float, denominator: float) -> str:
@@ -245,6 +382,11 @@ def parse_arguments() -> argparse.Namespace:
                         help="synthetic catalog size (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=20,
                         help="duration of each /search load level, in seconds (default: %(default)s)")
+    parser.add_argument("--large-products", type=int, default=1_000_000,
+                        help="size of the second catalog, served by ours alone; 0 skips it "
+                             "(default: %(default)s)")
+    parser.add_argument("--recall-queries", type=int, default=200,
+                        help="distinct queries that measure the served recall@10 (default: %(default)s)")
     parser.add_argument("--clients", default="1,4,16",
                         help="comma-separated concurrency levels (default: %(default)s)")
     parser.add_argument("--servers", default=",".join(SERVERS),
@@ -264,30 +406,39 @@ def parse_arguments() -> argparse.Namespace:
     unknown = sorted(set(args.servers) - set(SERVERS))
     if unknown:
         parser.error(f"--servers: unknown server {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
-    if args.products < 1 or args.seconds <= 0 or min(args.clients) < 1:
-        parser.error("--products, --seconds and every --clients level must be positive")
+    if args.products < 1 or args.seconds <= 0 or min(args.clients) < 1 or args.recall_queries < 1:
+        parser.error("--products, --seconds, --recall-queries and every --clients level must be positive")
+    if args.large_products < 0:
+        parser.error("--large-products must be 0 (skip) or positive")
     return args
 
 
 def main() -> None:
     args = parse_arguments()
     folder = Path(tempfile.mkdtemp(prefix=f"catalog-search-speed-{args.products}-"))
-    settings = Settings.from_env(data_dir=folder / "var", **database_override(args.database_url))
     try:
-        embedder = load_embedder(settings)
-        base = load_base(args.base_catalog, args.columns, embedder, settings.text_template, args.cache_dir)
-        written = write_synthetic_version(settings, embedder, base, args.products, args.seed, args.noise,
-                                          activate=True)
-        del embedder, base
-        print(f"Version {written.version}: {written.product_count:,} synthetic products; "
-              f"{args.seconds:g} s per load level")
-
+        # The suite's own encoder exports its ONNX model into a folder of its own.
+        model_settings = Settings.from_env(data_dir=folder / "model", **database_override(args.database_url))
+        embedder = load_embedder(model_settings)
+        base = load_base(args.base_catalog, args.columns, embedder, model_settings.text_template,
+                         args.cache_dir)
+        stage = write_stage(folder, args.products, embedder, base, args)
+        print(f"{args.seconds:g} s per load level")
         results = {}
         for name in args.servers:
-            with running(name, settings, args.mode, folder / f"{name}.log") as url:
-                results[name] = measure(name, url, args)
+            with running(name, stage.settings, args.mode, folder / f"{name}.log") as server:
+                results[name] = measure(name, server, stage, args)
         if "ours" in results and len(results) > 1:
             print_ratios(results, args.seconds)
+
+        large = None
+        if args.large_products and "ours" in args.servers:
+            shutil.rmtree(stage.settings.data_dir, ignore_errors=True)
+            large_stage = write_stage(folder, args.large_products, embedder, base, args)
+            with running("ours", large_stage.settings, args.mode, folder / "ours-large.log") as server:
+                large = large_stage, measure("ours", server, large_stage, args, full=False)
+        if "ours" in results:
+            print_targets(stage, results["ours"], results.get("baseline"), large, args.seconds)
     finally:
         if args.keep:
             print(f"Kept {folder}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import update
 
-from indexer import artifacts, catalog, versions
+from indexer import artifacts, catalog, hnsw_tuning, versions
 from indexer.catalog import ColumnMap, load_catalog
 from indexer.database import create_database_engine, migrate, session_factory
 from indexer.delta import text_sha256
@@ -54,6 +53,7 @@ of about 0.49, so a product's vector has a cosine of about 0.9 with its base tit
 COLOURS = ("Black", "White", "Red", "Blue", "Green", "Yellow", "Orange", "Grey", "Silver",
            "Bronze", "Brass", "Graphite")
 PACK_SIZES = (1, 2, 4, 6, 10, 12, 25, 50, 100)
+EXACT = artifacts.IndexChoice("flat")
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,14 @@ def _variant(source: catalog.Product, position: int, base_row: int, colour: str,
 
 
 def write_synthetic_version(settings: Settings, embedder: Embedder, base: BaseCatalog, count: int,
-                            seed: int, noise: float, activate: bool) -> WrittenVersion:
+                            seed: int, noise: float, activate: bool,
+                            index_choice: artifacts.IndexChoice = EXACT) -> WrittenVersion:
     """Write `count` synthetic products as a new ready version, under the build lock.
 
     The version stays `building` until its folder and every product row are written,
-    as in a build.
+    as in a build. `index_choice` is the exact index by default, so that memory compares
+    like with like at every size; pass `settings.index_choice` to write the index a build
+    of that size would write (an HNSW build measures its efSearch as a build does).
     """
     started = time.perf_counter()
     engine = create_database_engine(settings.database_url)
@@ -166,16 +169,22 @@ def write_synthetic_version(settings: Settings, embedder: Embedder, base: BaseCa
                 session.flush()
                 version = record.id
 
-            # The exact index at every size, so that memory compares like with like.
-            index, description = artifacts.build_index(
-                np.empty((0, embedder.dimension), dtype=np.float32), artifacts.IndexChoice("flat"))
+            vectors = np.empty((count, embedder.dimension), dtype=np.float32)
             texts: list[str] = []
             for chunk in generate(base, count, seed, noise, settings.text_template):
-                index.add(chunk.vectors)
+                vectors[chunk.first_position:chunk.first_position + len(chunk.products)] = chunk.vectors
                 texts.extend(product.text(settings.text_template) for product in chunk.products)
                 versions.record_products(sessions, version, chunk.products, chunk.hashes,
                                          first_position=chunk.first_position)
                 print(f"  {chunk.first_position + len(chunk.products):,} of {count:,} products written")
+
+            kind = index_choice.resolve(count)
+            print(f"  building the {kind} index of {count:,} vectors", flush=True)
+            text_queries = None
+            if kind == "hnsw":
+                text_queries = embedder.encode(hnsw_tuning.query_like_texts(texts))
+            index, description = artifacts.build_index(vectors, index_choice, text_queries)
+            del vectors
 
             manifest = {
                 **embedder.manifest_sections(),
@@ -203,9 +212,7 @@ def write_synthetic_version(settings: Settings, embedder: Embedder, base: BaseCa
 def query_texts(base: BaseCatalog, count: int, seed: int) -> list[str]:
     """Return up to `count` distinct queries: the first four words of random base titles,
     lower-cased. Distinct queries keep the service's embedding cache from serving them."""
-    candidates = list(dict.fromkeys(" ".join(p.title.split()[:4]).lower() for p in base.products))
-    random.Random(seed).shuffle(candidates)
-    return candidates[:count]
+    return hnsw_tuning.query_like_texts([product.title for product in base.products], count, seed)
 
 
 def add_base_arguments(parser: argparse.ArgumentParser) -> None:
@@ -234,6 +241,10 @@ def main() -> None:
                              "unless --database-url is given")
     parser.add_argument("--database-url", default="", help="SQLAlchemy URL of the metadata database")
     parser.add_argument("--activate", action="store_true", help="make the new version the active one")
+    parser.add_argument("--index-type", choices=("flat", "build"), default="flat",
+                        help="flat: the exact index at every size; build: the index a build of this "
+                             "size writes, from the CATALOG_SEARCH_INDEX_TYPE and HNSW settings "
+                             "(default: %(default)s)")
     add_base_arguments(parser)
     args = parser.parse_args()
 
@@ -242,8 +253,9 @@ def main() -> None:
     settings = Settings.from_env(data_dir=args.data_dir, **database_override(args.database_url))
     embedder = load_embedder(settings)
     base = load_base(args.base_catalog, args.columns, embedder, settings.text_template, args.cache_dir)
+    choice = settings.index_choice if args.index_type == "build" else EXACT
     written = write_synthetic_version(settings, embedder, base, args.products, args.seed, args.noise,
-                                      args.activate)
+                                      args.activate, choice)
     print(f"Wrote version {written.version} with {written.product_count:,} products to {written.path} "
           f"in {written.seconds:.1f} s")
 
