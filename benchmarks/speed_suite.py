@@ -30,8 +30,15 @@ vectors with the same encoder, that the service returns.
 A second stage, unless `--large-products` is 0, writes a catalog of that size the same
 way and measures `ours` alone: `/search` with one query per request, memory and recall.
 
-    python benchmarks/speed_suite.py --products 100000 --large-products 1000000 --seconds 20
-    python benchmarks/speed_suite.py --products 5000 --large-products 0 --seconds 3   # a quick check
+Before the servers, unless `--throughput-products` is 0, it compares the indexer's
+throughput with the raw encoder's on the first products of the base catalog, as
+`indexer_throughput.py` does: the raw encoder, then `python -m indexer build --activate`
+in a child process, with the build's own report of its seconds.
+
+    python benchmarks/speed_suite.py --products 100000 --large-products 1000000 --seconds 20 \
+        --base-catalog products.csv --columns id=product_uid,title=product_title
+    python benchmarks/speed_suite.py --products 5000 --large-products 0 --throughput-products 500 \
+        --seconds 3   # a quick check
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from http_load import (
     similarity_row,
     time_similarity,
 )
+from indexer_throughput import time_build, time_raw_encoder, write_subset
 from replica_memory import process_memory
 from synthetic_catalog import (
     BaseCatalog,
@@ -74,6 +82,7 @@ from synthetic_catalog import (
 )
 
 from indexer import artifacts
+from indexer.catalog import load_catalog
 from indexer.embedding import Embedder, load_embedder
 from indexer.settings import Settings
 
@@ -308,8 +317,29 @@ def describe_index(index: dict[str, object]) -> str:
             f"efSearch={index['ef_search']}, build's sample recall@10 {index['recall_at_10']})")
 
 
+def measure_indexer(folder: Path, args: argparse.Namespace) -> float:
+    """Time the raw encoder and an indexer build on the first `--throughput-products` products
+    of the base catalog, print both, and return the build's share of the raw throughput."""
+    settings = Settings.from_env(data_dir=folder / "throughput" / "var",
+                                 **database_override(args.database_url))
+    products = load_catalog(args.base_catalog, args.columns, settings.text_template).products
+    products = products[:args.throughput_products]
+    subset = folder / "throughput" / "catalog.csv"
+    write_subset(products, subset)
+    raw_seconds = time_raw_encoder(settings, [product.text(settings.text_template) for product in products])
+    build_seconds, wall_clock = time_build(settings, subset)
+    count = len(products)
+    print("\n### Indexer throughput\n\n| run | products | seconds | products/s |\n| --- | --- | --- | --- |")
+    for label, seconds in (("raw encoder", raw_seconds), ("indexer build, report", build_seconds),
+                           ("indexer build, command wall clock", wall_clock)):
+        print(f"| {label} | {count:,} | {seconds:.1f} | {count / seconds:.0f} |")
+    shutil.rmtree(folder / "throughput", ignore_errors=True)
+    return raw_seconds / build_seconds
+
+
 def print_targets(stage: Stage, ours: ServerResult, baseline: ServerResult | None,
-                  large: tuple[Stage, ServerResult] | None, seconds: float) -> None:
+                  large: tuple[Stage, ServerResult] | None, indexer_share: float | None,
+                  seconds: float) -> None:
     """Print each target of the speed work beside what this run measured."""
     def level(result: ServerResult, queries: int, clients: int) -> Level | None:
         return next((found for found in result.levels
@@ -331,6 +361,9 @@ def print_targets(stage: Stage, ours: ServerResult, baseline: ServerResult | Non
         rows.append(("repeated /similarity, 1,000 seen products: >= 100x the baseline",
                      f"{times[0]:.0f} ms vs {times[1]:.0f} ms: {times[1] / times[0]:.0f}x",
                      times[1] / times[0] >= 100))
+    if indexer_share is not None:
+        rows.append(("indexer build: >= 90% of the raw encoder's throughput", f"{indexer_share:.0%}",
+                     indexer_share >= 0.9))
     if large is not None:
         large_stage, result = large
         one = level(result, 1, 1)
@@ -385,6 +418,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--large-products", type=int, default=1_000_000,
                         help="size of the second catalog, served by ours alone; 0 skips it "
                              "(default: %(default)s)")
+    parser.add_argument("--throughput-products", type=int, default=100_000,
+                        help="products of the base catalog for the indexer throughput, at most all "
+                             "of them; 0 skips it (default: %(default)s)")
     parser.add_argument("--recall-queries", type=int, default=200,
                         help="distinct queries that measure the served recall@10 (default: %(default)s)")
     parser.add_argument("--clients", default="1,4,16",
@@ -408,8 +444,8 @@ def parse_arguments() -> argparse.Namespace:
         parser.error(f"--servers: unknown server {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
     if args.products < 1 or args.seconds <= 0 or min(args.clients) < 1 or args.recall_queries < 1:
         parser.error("--products, --seconds, --recall-queries and every --clients level must be positive")
-    if args.large_products < 0:
-        parser.error("--large-products must be 0 (skip) or positive")
+    if args.large_products < 0 or args.throughput_products < 0:
+        parser.error("--large-products and --throughput-products must be 0 (skip) or positive")
     return args
 
 
@@ -417,6 +453,7 @@ def main() -> None:
     args = parse_arguments()
     folder = Path(tempfile.mkdtemp(prefix=f"catalog-search-speed-{args.products}-"))
     try:
+        indexer_share = measure_indexer(folder, args) if args.throughput_products else None
         # The suite's own encoder exports its ONNX model into a folder of its own.
         model_settings = Settings.from_env(data_dir=folder / "model", **database_override(args.database_url))
         embedder = load_embedder(model_settings)
@@ -438,7 +475,8 @@ def main() -> None:
             with running("ours", large_stage.settings, args.mode, folder / "ours-large.log") as server:
                 large = large_stage, measure("ours", server, large_stage, args, full=False)
         if "ours" in results:
-            print_targets(stage, results["ours"], results.get("baseline"), large, args.seconds)
+            print_targets(stage, results["ours"], results.get("baseline"), large, indexer_share,
+                          args.seconds)
     finally:
         if args.keep:
             print(f"Kept {folder}")
