@@ -94,8 +94,9 @@ class Settings:
     times faster, with the same vectors to 1e-6; see docs/benchmarks.md for the cost of int8."""
 
     encode_batch_wait_ms: float = 2.0
-    """How long the service waits for concurrent requests to join a query's encoding batch;
-    0 batches only the requests already queued."""
+    """How long the service waits for concurrent requests to join a query's encoding batch,
+    while requests arrive together (a lone request is encoded at once); 0 batches only the
+    requests already queued."""
 
     poll_interval_seconds: float = 5.0
     """How often the service checks the database for a newly activated index version."""
