@@ -325,6 +325,7 @@ def measure_indexer(folder: Path, args: argparse.Namespace) -> float:
     products = load_catalog(args.base_catalog, args.columns, settings.text_template).products
     products = products[:args.throughput_products]
     subset = folder / "throughput" / "catalog.csv"
+    subset.parent.mkdir(parents=True)
     write_subset(products, subset)
     raw_seconds = time_raw_encoder(settings, [product.text(settings.text_template) for product in products])
     build_seconds, wall_clock = time_build(settings, subset)
