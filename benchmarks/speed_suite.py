@@ -422,7 +422,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--throughput-products", type=int, default=100_000,
                         help="products of the base catalog for the indexer throughput, at most all "
                              "of them; 0 skips it (default: %(default)s)")
-    parser.add_argument("--recall-queries", type=int, default=200,
+    parser.add_argument("--recall-queries", type=int, default=1000,
                         help="distinct queries that measure the served recall@10 (default: %(default)s)")
     parser.add_argument("--clients", default="1,4,16",
                         help="comma-separated concurrency levels (default: %(default)s)")
