@@ -132,9 +132,10 @@ class Settings:
     version built before builds measured it. A positive value overrides it for every version."""
 
     hnsw_recall_target: float = 0.98
-    """Recall@10 against exact search that an HNSW build requires of its efSearch, measured on
-    200 stored vectors moved by noise and on up to 200 short queries made of the first words
-    of product texts; the lower of the two counts."""
+    """Recall@10 against exact search that an HNSW build requires of its efSearch. It is
+    measured on 200 stored vectors moved by noise and on up to 1,000 short queries made of
+    the first words of product texts. Each sample's mean minus two standard errors must
+    reach this target plus 0.01, because samples and real queries differ."""
 
     faiss_threads: int = 1
     """OpenMP threads per FAISS search in the service; 0 means the CPUs the process may use. Requests
