@@ -37,7 +37,7 @@ from indexer.errors import (
     VersionNotActivatableError,
     VersionNotFoundError,
 )
-from indexer.settings import ENV_PREFIX
+from indexer.settings import ENV_PREFIX, SEARCH_MODES
 from service.auth import route_group
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,10 @@ STATUS_BY_ERROR: dict[type[CatalogSearchError], int] = {
 EMPTY_BODY_MESSAGE = "'data'"
 """Message Litestar 2.x gives when a required JSON body is absent."""
 
+ENUM_MESSAGE = "Invalid enum value"
+"""Start of msgspec's message for a value outside a Literal, which does not list the choices."""
+CHOICES_BY_KEY = {"mode": SEARCH_MODES}
+
 
 def domain_error_response(request: Request, error: CatalogSearchError) -> Response:
     status = next(
@@ -79,8 +83,14 @@ def validation_error_response(request: Request, error: ValidationException) -> R
     """Return 422, as the original FastAPI service did, naming each invalid field."""
     extra = error.extra if isinstance(error.extra, list) else []
     for item in extra:
-        if isinstance(item, dict) and item.get("message") == EMPTY_BODY_MESSAGE:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        if message == EMPTY_BODY_MESSAGE:
             item["message"] = "the request body is missing; send a JSON object"
+        choices = CHOICES_BY_KEY.get(str(item.get("key")))
+        if choices and message.startswith(ENUM_MESSAGE):
+            item["message"] = f"{message}; expected one of {', '.join(choices)}"
     body = {"status_code": HTTP_422_UNPROCESSABLE_ENTITY, "detail": error.detail, "extra": extra}
     return Response(body, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
 

@@ -164,6 +164,15 @@ def test_invalid_ranking_options_are_422(catalog_client, body, field):
     assert field in response.text
 
 
+def test_unknown_mode_lists_the_modes(catalog_client):
+    response = catalog_client.post("/search", json={"queries": ["saw"], "mode": "fuzzy"})
+
+    assert response.status_code == 422
+    [error] = response.json()["extra"]
+    assert error["key"] == "mode"
+    assert error["message"] == "Invalid enum value 'fuzzy'; expected one of dense, lexical, hybrid"
+
+
 @pytest.mark.parametrize(("filters", "key"), [
     ({"category": ""}, "filters.category"),
     ({"category": "  "}, "filters.category"),
