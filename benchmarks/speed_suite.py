@@ -296,7 +296,7 @@ def served_recall(url: str, queries: Sequence[str], exact_ids: Sequence[Sequence
 def write_stage(folder: Path, products: int, embedder: Embedder, base: BaseCatalog,
                 args: argparse.Namespace) -> Stage:
     """Write a synthetic catalog of `products` into its own data folder and find the exact
-    answers to the recall queries."""
+    top-10 ids of the recall queries."""
     settings = Settings.from_env(data_dir=folder / f"products-{products}" / "var",
                                  **database_override(args.database_url))
     written = write_synthetic_version(settings, embedder, base, products, args.seed, args.noise,

@@ -23,9 +23,9 @@ Recall varies from query to query, so a sample's mean varies from sample to samp
 that catalog, three sets of 200 title queries measured 0.967, 0.986 and 0.987 at
 efSearch 1024, and 1,000 queries 0.981. A build therefore compares a lower bound, the
 sample's mean recall minus two standard errors, and draws up to 1,000 text queries.
-Samples and the queries a service receives still differ: the build's own text sample
-measured 0.990 at efSearch 1024 where the 1,000 title queries got 0.981, and on the Home
-Depot titles the noisy sample and real queries differed by up to 0.015. So the bound
+Samples and the queries a service receives still differ. The build's own text sample
+measured 0.990 at efSearch 1024 where the 1,000 title queries got 0.981. On the Home
+Depot titles, the noisy sample and real queries differed by up to 0.015. So the bound
 must reach the target plus `SAMPLE_MARGIN`.
 """
 
