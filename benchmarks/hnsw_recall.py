@@ -2,7 +2,7 @@
 
 Reads the vectors of an existing version's index file and builds HNSW from them with
 `indexer.artifacts.build_index`, which picks efSearch from the noisy sample alone: an
-index file holds no product texts, from which a build also makes short queries. Then it
+index file contains no product texts, from which a build also makes short queries. Then it
 encodes the first `--queries-count` real queries with fp32 ONNX and prints the sample's
 and the real queries' recall@10 against exact search for each efSearch the build tried.
 It writes nothing into the repository.

@@ -347,9 +347,9 @@ def print_targets(stage: Stage, ours: ServerResult, baseline: ServerResult | Non
                      if (found.queries_per_request, found.clients) == (queries, clients)), None)
 
     rows = []
-    one = level(ours, 1, 1)
-    if one is not None:
-        p50, p99 = one.median(), percentile(one.latencies, 0.99)
+    single_client = level(ours, 1, 1)
+    if single_client is not None:
+        p50, p99 = single_client.median(), percentile(single_client.latencies, 0.99)
         rows.append((f"/search, 1 query, {stage.products:,} products, 1 client: p50 <= 8 ms, p99 <= 25 ms",
                      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", p50 <= 8 and p99 <= 25))
     busy = level(ours, 1, 16)
@@ -367,9 +367,9 @@ def print_targets(stage: Stage, ours: ServerResult, baseline: ServerResult | Non
                      indexer_share >= 0.9))
     if large is not None:
         large_stage, result = large
-        one = level(result, 1, 1)
+        single_client = level(result, 1, 1)
         assert result.recall_at_10 is not None
-        p50 = one.median() if one is not None else float("nan")
+        p50 = single_client.median() if single_client is not None else float("nan")
         rows.append((f"{large_stage.products:,} products: recall@10 >= 0.98, p50 <= 15 ms",
                      f"recall@10 {result.recall_at_10:.4f}, p50 {p50:.1f} ms",
                      result.recall_at_10 >= 0.98 and p50 <= 15))

@@ -119,8 +119,8 @@ class Settings:
 
     hnsw_min_products: int = 50_000
     """Catalog size from which `auto` builds HNSW. An exact scan of 384-dimension vectors
-    costs about 0.12 ms per 1,000 products and query on one core, so at 50,000 it costs as
-    much as encoding a short query with ONNX Runtime (about 6 ms); above that it dominates a
+    costs about 0.12 ms per 1,000 products and query on one core. At 50,000 it costs as much
+    as encoding a short query with ONNX Runtime (about 6 ms), and above that it dominates a
     request (docs/scaling.md)."""
 
     hnsw_m: int = 32

@@ -7,8 +7,9 @@ of concurrent requests: one worker thread takes the first request, waits at most
 distinct text of the batch once, and hands each request its rows.
 
 The wait pays off only while requests arrive together. A request that finds the queue
-empty after a batch of one is encoded at once, so a lone client never waits. Requests
-that queue while the model runs, or a previous batch of several, turn the wait on again.
+empty after a batch of one is encoded at once, so a lone client waits only once, for
+the first request after a batch of several. Requests that queue while the model runs, or
+a previous batch of several, turn the wait on again.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ def test_auto_builds_hnsw_with_measured_ef_search(settings, engine, sessions, em
     assert index["type"] == "IndexHNSWFlat"
     assert index["m"] == 4
     assert index["recall_at_10"] >= 0.98
-    # The noisy sample holds every product of so small a catalog, the text sample one
-    # query per distinct start of a product text.
+    # The noisy sample contains every product of so small a catalog, and the text sample
+    # one query per distinct start of a product text.
     texts = [small.text_template.format(title=row[1], description=row[2]) for row in TOOLS]
     assert index["recall_queries"] == len(TOOLS) + len(query_like_texts(texts))
 

@@ -75,7 +75,7 @@ def test_lone_request_does_not_wait_for_neighbours(encoder):
     batcher.close()
 
 
-def test_requests_queued_behind_a_busy_model_wait_for_more(encoder):
+def test_queued_requests_wait_for_more(encoder):
     # Two requests queue while the model runs: their batch waits, and a third request that
     # arrives during that wait joins it.
     batcher = EncodeBatcher(encoder, max_wait_seconds=3600, max_texts=3)
