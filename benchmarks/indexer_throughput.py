@@ -83,6 +83,14 @@ def time_build(settings: Settings, catalog: Path) -> tuple[float, float]:
     return reported or float("nan"), wall_clock
 
 
+def print_throughput(count: int, raw_seconds: float, build_seconds: float, wall_clock: float) -> None:
+    """Print the raw encoder's and the build's seconds and products per second as a table."""
+    print("\n| run | products | seconds | products/s |\n| --- | --- | --- | --- |")
+    for label, seconds in (("raw encoder", raw_seconds), ("indexer build, report", build_seconds),
+                           ("indexer build, command wall clock", wall_clock)):
+        print(f"| {label} | {count:,} | {seconds:.1f} | {count / seconds:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=DEFAULT_BASE,
@@ -114,11 +122,7 @@ def main() -> None:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    count = len(texts)
-    print("\n| run | products | seconds | products/s |\n| --- | --- | --- | --- |")
-    for label, seconds in (("raw encoder", raw_seconds), ("indexer build, report", build_seconds),
-                           ("indexer build, command wall clock", wall_clock)):
-        print(f"| {label} | {count:,} | {seconds:.1f} | {count / seconds:.0f} |")
+    print_throughput(len(texts), raw_seconds, build_seconds, wall_clock)
     print(f"\nThe build ran at {raw_seconds / build_seconds:.0%} of the raw encoder's throughput "
           f"({raw_seconds / wall_clock:.0%} by the command's wall clock).")
 

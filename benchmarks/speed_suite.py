@@ -70,7 +70,7 @@ from http_load import (
     similarity_row,
     time_similarity,
 )
-from indexer_throughput import time_build, time_raw_encoder, write_subset
+from indexer_throughput import print_throughput, time_build, time_raw_encoder, write_subset
 from replica_memory import process_memory
 from synthetic_catalog import (
     BaseCatalog,
@@ -329,11 +329,8 @@ def measure_indexer(folder: Path, args: argparse.Namespace) -> float:
     write_subset(products, subset)
     raw_seconds = time_raw_encoder(settings, [product.text(settings.text_template) for product in products])
     build_seconds, wall_clock = time_build(settings, subset)
-    count = len(products)
-    print("\n### Indexer throughput\n\n| run | products | seconds | products/s |\n| --- | --- | --- | --- |")
-    for label, seconds in (("raw encoder", raw_seconds), ("indexer build, report", build_seconds),
-                           ("indexer build, command wall clock", wall_clock)):
-        print(f"| {label} | {count:,} | {seconds:.1f} | {count / seconds:.0f} |")
+    print("\n### Indexer throughput")
+    print_throughput(len(products), raw_seconds, build_seconds, wall_clock)
     shutil.rmtree(folder / "throughput", ignore_errors=True)
     return raw_seconds / build_seconds
 
